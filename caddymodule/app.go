@@ -1,0 +1,261 @@
+// Package caddymodule is the Caddy glue of caddy-keymanager: the
+// keymanagers app, the keymanager HTTP handler, connector modules and the
+// Caddyfile. The domain lives in package keymanagers.
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// pool keeps Key Manager runtimes (with their fetched keys) and the result
+// cache across config reloads: the new config acquires the same values
+// before the old one releases them, so nothing is refetched or dropped.
+var pool = caddy.NewUsagePool()
+
+// App is the `keymanagers` app: tenants with their Key Managers, Global
+// Key Managers that every tenant sees, and the shared result cache.
+type App struct {
+	// CacheSize bounds the result cache, in bytes (default 64 MiB).
+	CacheSize int64 `json:"cache_size,omitempty"`
+	// MaxTTL bounds how long any validation result is cached (default 15m).
+	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
+	// SyncInterval is how often Key Managers made through the admin API
+	// are re-read from storage (default 10s). Reserved for the admin API.
+	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// ExposeClaims names claims kept with each result so that
+	// {keymanager.claims.NAME} resolves them; forward_claim claims are kept
+	// automatically.
+	ExposeClaims []string `json:"expose_claims,omitempty"`
+	// Global are Global Key Managers, seen by every tenant.
+	Global []*keymanagers.Definition `json:"global,omitempty"`
+	// Tenants maps tenant names to their configuration.
+	Tenants map[string]*Tenant `json:"tenants,omitempty"`
+
+	gateway  *keymanagers.Gateway
+	logger   *zap.Logger
+	poolKeys []string
+	kms      []*keymanagers.KeyManager
+
+	claimsMu  *sync.Mutex
+	projected []string
+}
+
+// Tenant is one tenant's configuration.
+type Tenant struct {
+	// KeyManagers are the tenant's own Key Managers, in election order.
+	KeyManagers []*keymanagers.Definition `json:"key_managers,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "keymanagers",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+type destructor struct{ close func() }
+
+func (d destructor) Destruct() error { d.close(); return nil }
+
+// Provision builds every Key Manager and the registry. It does no network
+// I/O: keys are fetched in the background once the app starts.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.claimsMu = new(sync.Mutex)
+	maxTTL := time.Duration(a.MaxTTL)
+	if maxTTL == 0 {
+		maxTTL = keymanagers.DefaultMaxTTL
+	}
+	if a.CacheSize < 0 {
+		return errors.New("keymanagers: cache_size must not be negative")
+	}
+	cacheKey := fmt.Sprintf("cache|%d|%s", a.CacheSize, maxTTL)
+	cv, _, err := pool.LoadOrNew(cacheKey, func() (caddy.Destructor, error) {
+		c, err := keymanagers.NewResultCache(keymanagers.CacheConfig{SizeBytes: a.CacheSize, MaxTTL: maxTTL})
+		if err != nil {
+			return nil, err
+		}
+		return &pooledCache{c}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("keymanagers: result cache: %v", err)
+	}
+	a.poolKeys = append(a.poolKeys, cacheKey)
+	cache := cv.(*pooledCache).ResultCache
+
+	globals, err := a.buildAll(ctx, keymanagers.GlobalTenant, "global", a.Global)
+	if err != nil {
+		return err
+	}
+	tenants := map[string][]*keymanagers.KeyManager{}
+	for name, t := range a.Tenants {
+		if t == nil {
+			t = &Tenant{}
+		}
+		if name == keymanagers.GlobalTenant {
+			return fmt.Errorf("keymanagers: tenant name %q is reserved for Global Key Managers; use the global list", name)
+		}
+		kms, err := a.buildAll(ctx, name, "tenants."+name+".key_managers", t.KeyManagers)
+		if err != nil {
+			return err
+		}
+		tenants[name] = kms
+	}
+	reg, err := keymanagers.NewRegistry(tenants, globals)
+	if err != nil {
+		return fmt.Errorf("keymanagers: %v", err)
+	}
+	a.gateway = keymanagers.NewGateway(reg, cache, a.logger, nil)
+	a.addProjectedClaims(a.ExposeClaims)
+	return nil
+}
+
+type pooledCache struct{ *keymanagers.ResultCache }
+
+func (p *pooledCache) Destruct() error { return p.Close() }
+
+// buildAll prepares and instantiates definitions (or reuses pooled
+// runtimes of identical definitions).
+func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanagers.Definition) ([]*keymanagers.KeyManager, error) {
+	repl := caddy.NewReplacer()
+	var out []*keymanagers.KeyManager
+	seen := map[string]bool{}
+	for i, d := range defs {
+		if d == nil {
+			return nil, fmt.Errorf("keymanagers: %s[%d]: empty definition", path, i)
+		}
+		where := fmt.Sprintf("keymanagers: %s[%d] (%s)", path, i, d.Name)
+		if seen[d.Name] {
+			return nil, fmt.Errorf("%s: name: %q is defined twice", where, d.Name)
+		}
+		seen[d.Name] = true
+		def := *d
+		conn, err := loadConnector(ctx, &def)
+		if err != nil {
+			return nil, fmt.Errorf("%s: connector: %v", where, err)
+		}
+		def.ClientID = repl.ReplaceKnown(def.ClientID, "")
+		def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
+		def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
+		prepared, err := keymanagers.Prepare(def, conn)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		km, key, err := a.acquire(tenant, prepared)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", where, err)
+		}
+		a.poolKeys = append(a.poolKeys, key)
+		a.kms = append(a.kms, km)
+		out = append(out, km)
+	}
+	return out, nil
+}
+
+type pooledKM struct{ *keymanagers.KeyManager }
+
+func (p *pooledKM) Destruct() error { p.Close(); return nil }
+
+func (a *App) acquire(tenant string, def keymanagers.Definition) (*keymanagers.KeyManager, string, error) {
+	key := "km|" + keymanagers.Fingerprint(tenant, def)
+	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
+		km, err := keymanagers.NewKeyManager(tenant, def, keymanagers.Options{
+			// A pooled runtime may outlive this config: give it a logger
+			// that does not depend on the config's context.
+			Logger: caddy.Log().Named("keymanagers"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &pooledKM{km}, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return v.(*pooledKM).KeyManager, key, nil
+}
+
+// loadConnector decodes the connector guest module, or returns the
+// generic one. The raw connector JSON stays in def (it is part of the
+// definition's identity).
+func loadConnector(ctx caddy.Context, def *keymanagers.Definition) (keymanagers.Connector, error) {
+	if len(def.Connector) == 0 {
+		return keymanagers.Custom{}, nil
+	}
+	raw := slices.Clone(def.Connector)
+	mod, err := ctx.LoadModule(def, "Connector")
+	def.Connector = raw
+	if err != nil {
+		return nil, err
+	}
+	conn, ok := mod.(keymanagers.Connector)
+	if !ok {
+		return nil, fmt.Errorf("module %T is not a keymanagers.Connector", mod)
+	}
+	return conn, nil
+}
+
+// Validate is part of caddy.Validator; Provision already checked
+// everything that can be checked without the network.
+func (a *App) Validate() error { return nil }
+
+// Start begins background discovery and key fetches.
+func (a *App) Start() error {
+	for _, km := range a.kms {
+		km.Start()
+	}
+	return nil
+}
+
+// Stop is a no-op: pooled runtimes stop when the last config using them is
+// cleaned up.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases pooled values.
+func (a *App) Cleanup() error {
+	for _, k := range a.poolKeys {
+		_, _ = pool.Delete(k)
+	}
+	a.poolKeys = nil
+	return nil
+}
+
+// Gateway returns the validation entry point.
+func (a *App) Gateway() *keymanagers.Gateway { return a.gateway }
+
+// addProjectedClaims adds claim names that results must keep. Handlers
+// call it while provisioning, before any request is served.
+func (a *App) addProjectedClaims(names []string) {
+	a.claimsMu.Lock()
+	defer a.claimsMu.Unlock()
+	for _, n := range names {
+		n = strings.TrimSpace(n)
+		if n != "" && !slices.Contains(a.projected, n) {
+			a.projected = append(a.projected, n)
+		}
+	}
+	a.gateway.SetProjectedClaims(a.projected)
+}
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,290 @@
+package caddymodule
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// DefaultMaxTokenSize is the largest bearer token accepted by default.
+const DefaultMaxTokenSize = 8 << 10
+
+// Handler is the `keymanager` HTTP handler: it validates the bearer token
+// against the tenant's Key Managers and, on success, exposes the principal
+// and calls the next handler.
+//
+// Placeholders set on success: {keymanager.tenant}, {keymanager.key_manager},
+// {keymanager.issuer}, {keymanager.subject}, {keymanager.client_id},
+// {keymanager.scopes}, {keymanager.claims.NAME} and {http.auth.user.id}.
+// On failure: {keymanager.error.code}, {keymanager.error.message} and
+// {keymanager.error.description}.
+type Handler struct {
+	// Tenant is a tenant name or a placeholder that yields one, such as
+	// {http.request.header.X-Tenant} or {http.request.host.labels.2}.
+	Tenant string `json:"tenant"`
+	// KeyManagers limits the accepted Key Managers by name. Default: every
+	// Key Manager the tenant can see, Global ones included.
+	KeyManagers []string `json:"key_managers,omitempty"`
+	// ForwardClaim adds claims to the upstream request as headers. Inbound
+	// headers of the same names are always removed first, so clients cannot
+	// spoof them.
+	ForwardClaim []ForwardClaim `json:"forward_claim,omitempty"`
+	// KeepToken keeps the Authorization header on the upstream request;
+	// by default it is removed.
+	KeepToken bool `json:"keep_token,omitempty"`
+	// MaxTokenSize refuses longer tokens before any parsing (default 8 KiB).
+	MaxTokenSize int `json:"max_token_size,omitempty"`
+	// Realm is the realm in WWW-Authenticate challenges (default: the
+	// tenant name).
+	Realm string `json:"realm,omitempty"`
+
+	app       *App
+	route     *keymanagers.Route
+	dynTenant bool
+	forward   []forwardHeader
+	logger    *zap.Logger
+}
+
+// ForwardClaim copies one claim into one upstream request header.
+type ForwardClaim struct {
+	Claim  string `json:"claim"`
+	Header string `json:"header"`
+}
+
+type forwardHeader struct {
+	claim  string
+	header string // canonical
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.keymanager",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves the app and checks the route's names.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	appIface, err := ctx.AppIfConfigured("keymanagers")
+	if err != nil {
+		if errors.Is(err, caddy.ErrNotConfigured) {
+			return errors.New("the keymanager handler needs the keymanagers app: add a `keymanagers { ... }` global option (Caddyfile) or apps.keymanagers (JSON)")
+		}
+		return err
+	}
+	h.app = appIface.(*App)
+	if h.MaxTokenSize == 0 {
+		h.MaxTokenSize = DefaultMaxTokenSize
+	}
+	h.route = &keymanagers.Route{KeyManagers: h.KeyManagers}
+	h.dynTenant = strings.Contains(h.Tenant, "{")
+	claims := make([]string, 0, len(h.ForwardClaim))
+	for _, f := range h.ForwardClaim {
+		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: textproto.CanonicalMIMEHeaderKey(f.Header)})
+		claims = append(claims, f.Claim)
+	}
+	h.app.addProjectedClaims(claims)
+	return nil
+}
+
+// Validate checks the handler against the app's registry.
+func (h *Handler) Validate() error {
+	if h.Tenant == "" {
+		return errors.New("keymanager: tenant is required (a name or a placeholder)")
+	}
+	if h.MaxTokenSize < 0 {
+		return errors.New("keymanager: max_token_size must not be negative")
+	}
+	for i, f := range h.ForwardClaim {
+		if f.Claim == "" || f.Header == "" {
+			return fmt.Errorf("keymanager: forward_claim[%d]: needs a claim and a header", i)
+		}
+		if !validHeaderName(f.Header) {
+			return fmt.Errorf("keymanager: forward_claim[%d]: %q is not a valid header name", i, f.Header)
+		}
+		if strings.EqualFold(f.Header, "Authorization") {
+			return fmt.Errorf("keymanager: forward_claim[%d]: refusing to overwrite the Authorization header", i)
+		}
+	}
+	if h.dynTenant {
+		return nil
+	}
+	reg := h.app.gateway.Registry()
+	t := reg.Tenant(h.Tenant)
+	if t == nil {
+		return fmt.Errorf("keymanager: tenant %q is not defined in the keymanagers app (known: %s)", h.Tenant, strings.Join(reg.TenantNames(), ", "))
+	}
+	for _, n := range h.KeyManagers {
+		if t.KeyManager(n) == nil {
+			return fmt.Errorf("keymanager: key_managers: tenant %q has no key manager %q (own or global)", h.Tenant, n)
+		}
+	}
+	return nil
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	tenant := h.Tenant
+	if h.dynTenant && repl != nil {
+		tenant = repl.ReplaceAll(h.Tenant, "")
+	}
+	token, err := h.extractToken(r)
+	var p *keymanagers.Principal
+	if err == nil {
+		p, err = h.app.gateway.Authenticate(r.Context(), tenant, h.route, token)
+	} else if h.app.gateway.Registry().Tenant(tenant) == nil {
+		err = keymanagers.ErrUnknownTenant
+	}
+	if err != nil {
+		return h.deny(w, r, repl, tenant, err)
+	}
+	if repl != nil {
+		repl.Map(principalPlaceholders(p))
+	}
+	for _, f := range h.forward {
+		r.Header.Del(f.header)
+		if v, ok := p.Claim(f.claim); ok {
+			r.Header.Set(f.header, v)
+		}
+	}
+	if !h.KeepToken {
+		r.Header.Del("Authorization")
+	}
+	return next.ServeHTTP(w, r)
+}
+
+// extractToken reads the bearer token from the Authorization header.
+func (h *Handler) extractToken(r *http.Request) (string, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) == 0 {
+		return "", keymanagers.ErrNoToken
+	}
+	if len(vals) > 1 {
+		return "", errMultipleAuth
+	}
+	v := vals[0]
+	if len(v) > h.MaxTokenSize+len("Bearer ") {
+		return "", keymanagers.ErrTokenTooLarge
+	}
+	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+		return "", keymanagers.ErrNoToken
+	}
+	tok := strings.TrimLeft(v[7:], " ")
+	if tok == "" {
+		return "", keymanagers.ErrNoToken
+	}
+	if len(tok) > h.MaxTokenSize {
+		return "", keymanagers.ErrTokenTooLarge
+	}
+	if !isB64Token(tok) {
+		return "", errBadTokenChars
+	}
+	return tok, nil
+}
+
+var (
+	errMultipleAuth  = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The request has more than one Authorization header."}
+	errBadTokenChars = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The access token contains characters a bearer token cannot contain."}
+)
+
+// isB64Token checks RFC 6750's b64token syntax: 1*( ALPHA / DIGIT / "-" /
+// "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// principalPlaceholders answers the {keymanager.*} placeholders and
+// {http.auth.user.id} for one request.
+func principalPlaceholders(p *keymanagers.Principal) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		if !strings.HasPrefix(key, "keymanager.") {
+			if key == "http.auth.user.id" {
+				return p.Subject, true
+			}
+			return nil, false
+		}
+		switch key[len("keymanager."):] {
+		case "tenant":
+			return p.Tenant, true
+		case "key_manager":
+			return p.KeyManager, true
+		case "issuer":
+			return p.Issuer, true
+		case "subject":
+			return p.Subject, true
+		case "client_id":
+			return p.ClientID, true
+		case "scopes":
+			return p.Scopes, true
+		}
+		if name, ok := strings.CutPrefix(key, "keymanager.claims."); ok {
+			v, _ := p.Claim(name) // an absent claim is empty, not left literal
+			return v, true
+		}
+		return nil, false
+	}
+}
+
+func (h *Handler) logDenial(r *http.Request, tenant string, err error, e *keymanagers.Error) {
+	level := zapcore.DebugLevel
+	if e.Kind == keymanagers.KindUnavailable || e.Kind == keymanagers.KindInternal {
+		level = zapcore.WarnLevel
+	}
+	if c := h.logger.Check(level, "request denied"); c != nil {
+		// err carries log-only detail written by the domain; it never
+		// holds the token.
+		c.Write(zap.String("tenant", tenant), zap.String("reason", err.Error()), zap.String("remote_ip", r.RemoteAddr))
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

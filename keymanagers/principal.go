@@ -1,0 +1,173 @@
+package keymanagers
+
+import (
+	"encoding/binary"
+	"errors"
+	"strings"
+	"unsafe"
+)
+
+// Principal is the authenticated caller behind a valid token. Its strings
+// point into one immutable buffer (the cache entry), so building one from a
+// cache hit costs one allocation.
+type Principal struct {
+	// Tenant is the tenant of the request (not part of the cache entry).
+	Tenant string
+	// KeyManager is the name of the Key Manager that vouched for the token;
+	// KeyManagerTenant is its owner ("global" for Global Key Managers).
+	KeyManager       string
+	KeyManagerTenant string
+	Issuer           string
+	Subject          string
+	ClientID         string
+	// Scopes is the space-separated scope list.
+	Scopes string
+	// ExpiresAt is the unix time after which the result must not be used.
+	ExpiresAt int64
+
+	fingerprint string
+	claimSet    uint32
+	claims      []byte // encoded projected claims: repeated (name, raw JSON)
+	key         [32]byte
+}
+
+// ScopeList returns the scopes as a slice (allocates).
+func (p *Principal) ScopeList() []string { return strings.Fields(p.Scopes) }
+
+// HasScope reports whether the token carries scope s, without allocating.
+func (p *Principal) HasScope(s string) bool {
+	rest := p.Scopes
+	for rest != "" {
+		i := strings.IndexByte(rest, ' ')
+		var f string
+		if i < 0 {
+			f, rest = rest, ""
+		} else {
+			f, rest = rest[:i], rest[i+1:]
+		}
+		if f == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Claim returns a projected claim: strings as they are, other JSON values
+// in their JSON form. Only the claims the configuration names (see
+// Gateway.SetProjectedClaims) are kept.
+func (p *Principal) Claim(name string) (string, bool) {
+	switch name {
+	case "sub":
+		if p.Subject != "" {
+			return p.Subject, true
+		}
+	case "iss":
+		return p.Issuer, true
+	}
+	b := p.claims
+	for len(b) > 0 {
+		n, rest, ok := readStr(b)
+		if !ok {
+			return "", false
+		}
+		v, rest2, ok := readStr(rest)
+		if !ok {
+			return "", false
+		}
+		if n == name {
+			return claimString([]byte(v))
+		}
+		b = rest2
+	}
+	return "", false
+}
+
+// ClaimRaw returns a projected claim's raw JSON.
+func (p *Principal) ClaimRaw(name string) (string, bool) {
+	b := p.claims
+	for len(b) > 0 {
+		n, rest, ok := readStr(b)
+		if !ok {
+			return "", false
+		}
+		v, rest2, ok := readStr(rest)
+		if !ok {
+			return "", false
+		}
+		if n == name {
+			return v, true
+		}
+		b = rest2
+	}
+	return "", false
+}
+
+const entryVersion = 1
+
+// encodeEntry serializes a result for the cache.
+func encodeEntry(p *Principal, claims [][2]string) []byte {
+	n := 1 + 4 + 8
+	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+		n += 2 + len(s)
+	}
+	for _, c := range claims {
+		n += 4 + len(c[0]) + len(c[1])
+	}
+	b := make([]byte, 0, n)
+	b = append(b, entryVersion)
+	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
+	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+		b = appendStr(b, s)
+	}
+	for _, c := range claims {
+		b = appendStr(b, c[0])
+		b = appendStr(b, c[1])
+	}
+	return b
+}
+
+var errBadEntry = errors.New("corrupt cache entry")
+
+// decodeEntry fills p from an entry without copying: p's strings alias b,
+// which must not be modified afterwards.
+func decodeEntry(b []byte, p *Principal) error {
+	if len(b) < 13 || b[0] != entryVersion {
+		return errBadEntry
+	}
+	p.claimSet = binary.LittleEndian.Uint32(b[1:])
+	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[5:]))
+	b = b[13:]
+	for _, dst := range []*string{&p.fingerprint, &p.KeyManager, &p.KeyManagerTenant, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes} {
+		s, rest, ok := readStr(b)
+		if !ok {
+			return errBadEntry
+		}
+		*dst, b = s, rest
+	}
+	p.claims = b
+	return nil
+}
+
+func appendStr(b []byte, s string) []byte {
+	if len(s) > 0xffff {
+		s = s[:0xffff]
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+func readStr(b []byte) (string, []byte, bool) {
+	if len(b) < 2 {
+		return "", nil, false
+	}
+	n := int(binary.LittleEndian.Uint16(b))
+	b = b[2:]
+	if len(b) < n {
+		return "", nil, false
+	}
+	if n == 0 {
+		return "", b, true
+	}
+	return unsafe.String(&b[0], n), b[n:], true
+}
