@@ -107,8 +107,8 @@ func (h *Handler) Validate() error {
 	if h.Tenant == "" {
 		return errors.New("keymanager: tenant is required (a name or a placeholder)")
 	}
-	if h.MaxTokenSize < 0 {
-		return errors.New("keymanager: max_token_size must not be negative")
+	if h.MaxTokenSize < 0 || h.MaxTokenSize > keymanagers.MaxTokenSize {
+		return fmt.Errorf("keymanager: max_token_size must be between 1 and %d bytes", keymanagers.MaxTokenSize)
 	}
 	for i, f := range h.ForwardClaim {
 		if f.Claim == "" || f.Header == "" {

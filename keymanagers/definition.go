@@ -9,6 +9,7 @@ package keymanagers
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"slices"
@@ -170,7 +171,7 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 func ParseDuration(s string) (time.Duration, error) {
 	if strings.HasSuffix(s, "d") {
 		n, err := strconv.ParseFloat(strings.TrimSuffix(s, "d"), 64)
-		if err != nil {
+		if err != nil || math.IsNaN(n) || math.IsInf(n, 0) || math.Abs(n) > float64(math.MaxInt64)/float64(24*time.Hour) {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		return time.Duration(n * float64(24*time.Hour)), nil
@@ -235,7 +236,9 @@ func (d Definition) Normalize() Definition {
 		d.NegativeCacheTTL = Duration(DefaultNegativeCacheTTL)
 	}
 	if len(d.AllowedAlgorithms) == 0 {
-		d.AllowedAlgorithms = slices.Clone(asymmetricAlgs)
+		if d.JWKSURL != "" || d.CertificatePEM != "" || d.WellKnownURL != "" || d.SharedSecret == "" {
+			d.AllowedAlgorithms = slices.Clone(asymmetricAlgs)
+		}
 		if d.SharedSecret != "" {
 			d.AllowedAlgorithms = append(d.AllowedAlgorithms, hmacAlgs...)
 		}
@@ -291,7 +294,8 @@ func (d *Definition) Validate() error {
 			add("allowed_algorithms", "unknown algorithm %q (known: %s)", alg, strings.Join(append(slices.Clone(asymmetricAlgs), hmacAlgs...), ", "))
 		}
 	}
-	if d.SharedSecret != "" && len(d.SharedSecret) < 32 {
+	if d.SharedSecret != "" && len(d.SharedSecret) < 32 && !strings.Contains(d.SharedSecret, "{") {
+		// (a {env.X} placeholder is checked once expanded, at provision time)
 		add("shared_secret", "must be at least 32 bytes long")
 	}
 	if d.CertificatePEM != "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 )
@@ -69,6 +70,13 @@ func (g *Gateway) SetProjectedClaims(names []string) {
 	g.projected.Store(&projection{names: names, id: h.Sum32()})
 }
 
+// MaxTokenSize is the largest token the gateway considers at all; hosts
+// normally enforce a much smaller limit before calling Authenticate.
+const MaxTokenSize = 1 << 20
+
+// maxFieldLen is the longest principal field a cache entry holds.
+const maxFieldLen = 0xffff
+
 // Route is what one protected route accepts.
 type Route struct {
 	// KeyManagers limits the accepted Key Managers by name; empty accepts
@@ -100,8 +108,11 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 	if token == "" {
 		return nil, ErrNoToken
 	}
+	if len(token) > MaxTokenSize {
+		return nil, ErrTokenTooLarge
+	}
 	p := new(Principal)
-	p.key = sha256.Sum256([]byte(token))
+	p.key = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	proj := g.projected.Load()
 	now := g.now().Unix()
 	if entry := g.cache.get(&p.key); entry != nil {
@@ -123,7 +134,11 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if err != nil {
 		return nil, err
 	}
-	iss, err := peekIssuer(jws.payload)
+	claims, err := decodeClaims(jws.payload)
+	if err != nil {
+		return nil, err
+	}
+	iss, err := issuerOf(claims)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +153,6 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		return nil, detailed(ErrKeyManagerFailed, "key manager "+km.def.Name+" requires introspection, which this build does not support yet")
 	}
 	if err := km.verify(ctx, jws); err != nil {
-		return nil, err
-	}
-	claims, err := decodeClaims(jws.payload)
-	if err != nil {
 		return nil, err
 	}
 	now := g.now()
@@ -170,6 +181,18 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	for _, n := range proj.names {
 		if raw, ok := claims[n]; ok {
 			kept = append(kept, [2]string{n, string(raw)})
+		}
+	}
+	// The cache entry stores each field with a 16-bit length: refuse rather
+	// than truncate (a cut scope list could grant a shorter scope).
+	for _, f := range []string{p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+		if len(f) > maxFieldLen {
+			return nil, detailed(ErrTokenTooLarge, "a claim is longer than the gateway keeps")
+		}
+	}
+	for _, c := range kept {
+		if len(c[1]) > maxFieldLen {
+			return nil, detailed(ErrTokenTooLarge, "a claim is longer than the gateway keeps")
 		}
 	}
 	entry := encodeEntry(p, kept)
@@ -235,6 +258,9 @@ func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) error {
 		return nil
 	}
 	ks := km.keys.Load()
+	if ks == nil && km.def.JWKSURL == "" && km.def.WellKnownURL == "" {
+		return ErrUnknownKey // no asymmetric key source at all (shared secret only)
+	}
 	if ks == nil {
 		// First fetch not done (or failed): try now, within the floor.
 		km.refreshKeysForToken(ctx)
@@ -290,15 +316,6 @@ func safeAlg(a string) string {
 		return a[:16] + "..."
 	}
 	return a
-}
-
-// decodeClaims decodes a verified payload's top-level claims.
-func decodeClaims(payload []byte) (map[string]json.RawMessage, error) {
-	var claims map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &claims); err != nil || claims == nil {
-		return nil, detailed(ErrMalformedToken, "payload is not a JSON object")
-	}
-	return claims, nil
 }
 
 // checkClaims validates exp, nbf, iat and aud, and returns exp.

@@ -11,7 +11,9 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"hash"
+	"io"
 	"math"
 	"math/big"
 	"strings"
@@ -59,8 +61,8 @@ func parseCompact(token string) (*parsedJWT, error) {
 	if err != nil {
 		return nil, detailed(ErrMalformedToken, "header is not base64url")
 	}
-	if err := json.Unmarshal(hdr, &p.header); err != nil {
-		return nil, detailed(ErrMalformedToken, "header is not a JSON object")
+	if err := decodeHeader(hdr, &p.header); err != nil {
+		return nil, err
 	}
 	if p.payload, err = b64(token[i+1 : j]); err != nil {
 		return nil, detailed(ErrMalformedToken, "payload is not base64url")
@@ -86,20 +88,86 @@ func b64(s string) ([]byte, error) {
 	return base64.RawURLEncoding.Strict().DecodeString(s)
 }
 
-// peekIssuer reads only iss from an unverified payload. It refuses payloads
-// that are not a JSON object.
-func peekIssuer(payload []byte) (string, error) {
-	var v struct {
-		Iss json.RawMessage `json:"iss"`
+// decodeObject decodes a JSON object into its top-level members, matching
+// names exactly (encoding/json's struct decoding folds case, which would let
+// "ISS" stand in for "iss") and refusing duplicate member names (RFC 7515
+// 5.2 allows either refusing or taking the last; refusing leaves no room
+// for two parsers to disagree).
+func decodeObject(b []byte) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
 	}
-	if err := json.Unmarshal(payload, &v); err != nil {
-		return "", detailed(ErrMalformedToken, "payload is not a JSON object")
+	out := make(map[string]json.RawMessage, 16)
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New("not a JSON object")
+		}
+		name, ok := tok.(string)
+		if !ok {
+			return nil, errors.New("not a JSON object")
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New("not a JSON object")
+		}
+		if _, dup := out[name]; dup {
+			return nil, errors.New("duplicate member name")
+		}
+		out[name] = v
 	}
-	if len(v.Iss) == 0 {
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return nil, errors.New("not a JSON object")
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	return out, nil
+}
+
+// decodeHeader reads the JOSE header with exact member names.
+func decodeHeader(b []byte, h *jwtHeader) error {
+	m, err := decodeObject(b)
+	if err != nil {
+		return detailed(ErrMalformedToken, "header: "+err.Error())
+	}
+	for name, dst := range map[string]*string{"alg": &h.Alg, "kid": &h.Kid, "typ": &h.Typ} {
+		raw, ok := m[name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return detailed(ErrMalformedToken, "header "+name+" is not a string")
+		}
+	}
+	h.Crit = m["crit"]
+	h.Nonce = m["nonce"]
+	return nil
+}
+
+// decodeClaims decodes a payload's top-level claims with exact names,
+// refusing duplicates.
+func decodeClaims(payload []byte) (map[string]json.RawMessage, error) {
+	claims, err := decodeObject(payload)
+	if err != nil {
+		return nil, detailed(ErrMalformedToken, "payload: "+err.Error())
+	}
+	return claims, nil
+}
+
+// issuerOf reads iss from decoded claims.
+func issuerOf(claims map[string]json.RawMessage) (string, error) {
+	raw, ok := claims["iss"]
+	if !ok {
 		return "", detailed(ErrUnknownIssuer, "no iss claim")
 	}
 	var iss string
-	if err := json.Unmarshal(v.Iss, &iss); err != nil {
+	if err := json.Unmarshal(raw, &iss); err != nil {
 		return "", detailed(ErrMalformedToken, "iss is not a string")
 	}
 	return iss, nil
@@ -174,8 +242,8 @@ func verifyHMAC(alg string, secret []byte, input string, sig []byte) bool {
 // numericDate reads a JWT NumericDate. Strings, negative, fractional
 // beyond int64 range and non-numbers are refused.
 func numericDate(raw json.RawMessage) (int64, bool) {
-	if len(raw) == 0 || raw[0] == '"' || raw[0] == '[' || raw[0] == '{' {
-		return 0, false
+	if len(raw) == 0 || (raw[0] != '-' && (raw[0] < '0' || raw[0] > '9')) {
+		return 0, false // strings, null, booleans, arrays, objects
 	}
 	var f float64
 	if err := json.Unmarshal(raw, &f); err != nil {

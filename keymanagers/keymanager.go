@@ -46,14 +46,16 @@ type KeyManager struct {
 	allowedAlgs map[string]bool
 	audiences   map[string]struct{}
 
-	// lastKeyFetch is the unix-nano time of the last JWKS fetch attempt, for
-	// the token-triggered refresh floor.
-	lastKeyFetch  atomic.Int64
-	lastDiscovery atomic.Int64
-	lastError     atomic.Pointer[statusError]
-	fetches       atomic.Uint64
-	fetchFailures atomic.Uint64
-	sf            singleflight.Group
+	// lastTokenRefresh is the unix-nano time of the last JWKS fetch that a
+	// token triggered (unknown kid, no keys yet): such fetches happen at most
+	// once per jwks_min_refresh_interval. Background refreshes do not count.
+	lastTokenRefresh  atomic.Int64
+	lastDiscoveryFail atomic.Int64
+	lastFetchFail     atomic.Int64
+	lastError         atomic.Pointer[statusError]
+	fetches           atomic.Uint64
+	fetchFailures     atomic.Uint64
+	sf                singleflight.Group
 
 	startOnce sync.Once
 	ctx       context.Context
@@ -272,18 +274,32 @@ func (km *KeyManager) sync(ctx context.Context) error {
 	return err
 }
 
-// ensureDiscovered fetches the discovery document once it is needed and
-// not yet read. force bypasses the retry floor (background loop only).
+// ensureDiscovered makes sure the discovery document has been read. A
+// caller joins a discovery already in flight; after a failure, a new
+// attempt starts at most once per jwks_min_refresh_interval unless force
+// is set (the background loop).
 func (km *KeyManager) ensureDiscovered(ctx context.Context, force bool) error {
 	if km.def.WellKnownURL == "" || km.discovered.Load() {
 		return nil
 	}
-	floor := time.Duration(km.def.JWKSMinRefreshInterval)
-	if !force && km.now().UnixNano()-km.lastDiscovery.Load() < int64(floor) {
-		return detailed(ErrUnavailable, "discovery failed recently")
+	floor := int64(time.Duration(km.def.JWKSMinRefreshInterval))
+	ch := km.sf.DoChan("discovery", func() (any, error) {
+		if km.discovered.Load() {
+			return nil, nil
+		}
+		if f := km.lastDiscoveryFail.Load(); !force && f != 0 && km.now().UnixNano()-f < floor {
+			return nil, detailed(ErrUnavailable, "discovery failed recently")
+		}
+		dctx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout))
+		defer cancel()
+		return nil, km.discover(dctx)
+	})
+	select {
+	case res := <-ch:
+		return res.Err
+	case <-ctx.Done():
+		return detailed(ErrUnavailable, "discovery did not finish in time")
 	}
-	_, err, _ := km.sf.Do("discovery", func() (any, error) { return nil, km.discover(ctx) })
-	return err
 }
 
 // Metadata is the part of an OIDC / RFC 8414 discovery document we use.
@@ -311,14 +327,15 @@ func FetchMetadata(ctx context.Context, client *http.Client, wellKnown string) (
 }
 
 func (km *KeyManager) discover(ctx context.Context) error {
-	km.lastDiscovery.Store(km.now().UnixNano())
 	md, err := FetchMetadata(ctx, km.client, km.def.WellKnownURL)
+	if err == nil && km.staticIssuer && md.Issuer != km.def.Issuer {
+		err = fmt.Errorf("discovery document's issuer %q differs from the configured issuer %q", md.Issuer, km.def.Issuer)
+	}
 	if err != nil {
+		km.lastDiscoveryFail.Store(km.now().UnixNano())
 		return km.fail("discovery", err)
 	}
-	if km.staticIssuer && md.Issuer != km.def.Issuer {
-		return km.fail("discovery", fmt.Errorf("discovery document's issuer %q differs from the configured issuer %q", md.Issuer, km.def.Issuer))
-	}
+	km.lastDiscoveryFail.Store(0)
 	if !km.staticIssuer {
 		iss := md.Issuer
 		km.issuer.Store(&iss)
@@ -373,7 +390,6 @@ func (km *KeyManager) fetchKeys(ctx context.Context) error {
 	if up == nil {
 		return detailed(ErrNoKeys, "no jwks_url known yet")
 	}
-	km.lastKeyFetch.Store(km.now().UnixNano())
 	km.fetches.Add(1)
 	body, err := fetchDocument(ctx, km.client, *up)
 	if err == nil {
@@ -382,6 +398,7 @@ func (km *KeyManager) fetchKeys(ctx context.Context) error {
 			ks.fetched = km.now()
 			old := km.keys.Swap(ks)
 			km.lastError.Store(nil)
+			km.lastFetchFail.Store(0)
 			if c := km.logger.Check(zap.DebugLevel, "jwks fetched"); c != nil {
 				c.Write(zap.Strings("kids", ks.kids()), zap.Int("previous_keys", len(old.kids())))
 			}
@@ -389,15 +406,23 @@ func (km *KeyManager) fetchKeys(ctx context.Context) error {
 		}
 	}
 	km.fetchFailures.Add(1)
+	km.lastFetchFail.Store(km.now().UnixNano())
 	return km.fail("jwks fetch", err)
 }
 
 // refreshKeysForToken refetches the key set because a token named a key we
-// do not have, at most once per jwks_min_refresh_interval. It reports
-// whether a fetch ran (or was joined) successfully.
+// do not have (or no key set is loaded yet). It joins a fetch already in
+// flight; a new fetch starts at most once per jwks_min_refresh_interval, so
+// random kids from an attacker cause at most one fetch per interval. It
+// reports whether keys may have changed.
 func (km *KeyManager) refreshKeysForToken(ctx context.Context) bool {
-	if km.keys.Load() != nil && km.keys.Load().pinned {
+	cur := km.keys.Load()
+	if cur != nil && cur.pinned {
 		return false
+	}
+	floor := int64(time.Duration(km.def.JWKSMinRefreshInterval))
+	if cur != nil && km.now().UnixNano()-km.lastTokenRefresh.Load() < floor {
+		return false // cheap pre-check, without the singleflight lock
 	}
 	if err := km.ensureDiscovered(ctx, false); err != nil {
 		return false
@@ -405,14 +430,19 @@ func (km *KeyManager) refreshKeysForToken(ctx context.Context) bool {
 	if km.jwksURL.Load() == nil {
 		return false
 	}
-	floor := int64(time.Duration(km.def.JWKSMinRefreshInterval))
-	if km.now().UnixNano()-km.lastKeyFetch.Load() < floor {
-		return false
-	}
 	ch := km.sf.DoChan("jwks", func() (any, error) {
-		// Re-check inside the flight: a concurrent caller may have fetched.
-		if km.now().UnixNano()-km.lastKeyFetch.Load() < floor {
-			return nil, nil
+		now := km.now().UnixNano()
+		if km.keys.Load() == nil {
+			// No key set yet: retry a failed first fetch at most once per
+			// floor, and do not spend the unknown-kid budget on it.
+			if f := km.lastFetchFail.Load(); f != 0 && now-f < floor {
+				return nil, detailed(ErrNoKeys, "jwks fetch failed recently")
+			}
+		} else {
+			if now-km.lastTokenRefresh.Load() < floor {
+				return nil, nil
+			}
+			km.lastTokenRefresh.Store(now)
 		}
 		fctx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout))
 		defer cancel()
@@ -420,7 +450,7 @@ func (km *KeyManager) refreshKeysForToken(ctx context.Context) bool {
 	})
 	select {
 	case res := <-ch:
-		return res.Err == nil
+		return res.Err == nil && km.keys.Load() != cur
 	case <-ctx.Done():
 		return false
 	}

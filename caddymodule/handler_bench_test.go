@@ -1,0 +1,143 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+	"go.uber.org/zap"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+// benchHandler builds a handler over a pinned-certificate Key Manager (no
+// network) and returns it with a ~1 KB RS256 token it accepts.
+func benchHandler(b *testing.B, forward []ForwardClaim) (*Handler, string) {
+	b.Helper()
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	def, err := keymanagers.Prepare(keymanagers.Definition{
+		Name: "bench", Issuer: "https://idp.bench.test", Audiences: []string{"https://api.bench.test"},
+		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	km, err := keymanagers.NewKeyManager("acme", def, keymanagers.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(km.Close)
+	reg, err := keymanagers.NewRegistry(map[string][]*keymanagers.KeyManager{"acme": {km}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache, err := keymanagers.NewResultCache(keymanagers.CacheConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cache.Close() })
+	app := &App{gateway: keymanagers.NewGateway(reg, cache, nil, nil)}
+	var claims []string
+	for _, f := range forward {
+		claims = append(claims, f.Claim)
+	}
+	app.gateway.SetProjectedClaims(claims)
+	h := &Handler{Tenant: "acme", KeepToken: true, ForwardClaim: forward, app: app, logger: zap.NewNop(),
+		MaxTokenSize: DefaultMaxTokenSize, route: &keymanagers.Route{}}
+	for _, f := range forward {
+		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: http.CanonicalHeaderKey(f.Header)})
+	}
+
+	tok := jwt.New()
+	_ = tok.Set(jwt.IssuerKey, "https://idp.bench.test")
+	_ = tok.Set(jwt.SubjectKey, "user-1234567890")
+	_ = tok.Set(jwt.AudienceKey, "https://api.bench.test")
+	_ = tok.Set(jwt.ExpirationKey, time.Now().Add(time.Hour))
+	_ = tok.Set(jwt.IssuedAtKey, time.Now())
+	_ = tok.Set("azp", "bench-client")
+	_ = tok.Set("scope", "orders:read orders:write inventory:read")
+	_ = tok.Set("email", "user@bench.test")
+	_ = tok.Set("padding", strings.Repeat("x", 420)) // brings the token to ~1 KB
+	key, _ := jwk.FromRaw(priv)
+	hdr := jws.NewHeaders()
+	_ = hdr.Set(jws.KeyIDKey, "k1")
+	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, key, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h, string(signed)
+}
+
+var okNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+func benchServe(b *testing.B, h *Handler, token string) {
+	req := httptest.NewRequest("GET", "http://api.bench.test/orders/1", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	w := httptest.NewRecorder()
+	// warm the cache
+	repl := caddy.NewReplacer()
+	r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+	if err := h.ServeHTTP(w, r, okNext); err != nil || w.Code != 200 {
+		b.Fatalf("warm-up: %v %d %s", err, w.Code, w.Body.String())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// A fresh Replacer per request, as Caddy's server makes; see
+		// BenchmarkRequestSetupBaseline for its own cost.
+		repl := caddy.NewReplacer()
+		r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+		if err := h.ServeHTTP(w, r, okNext); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandlerCacheHit is the keymanager handler on a cached ~1 KB
+// RS256 token, without forwarded headers.
+func BenchmarkHandlerCacheHit(b *testing.B) {
+	h, tok := benchHandler(b, nil)
+	benchServe(b, h, tok)
+}
+
+// BenchmarkHandlerCacheHitForwardClaim adds one forward_claim header.
+func BenchmarkHandlerCacheHitForwardClaim(b *testing.B) {
+	h, tok := benchHandler(b, []ForwardClaim{{Claim: "sub", Header: "X-User-Id"}})
+	benchServe(b, h, tok)
+}
+
+// BenchmarkRequestSetupBaseline is the per-request setup the handler
+// benchmarks include (a Replacer and a request context), to subtract.
+func BenchmarkRequestSetupBaseline(b *testing.B) {
+	req := httptest.NewRequest("GET", "http://api.bench.test/orders/1", nil)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		repl := caddy.NewReplacer()
+		r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+		_ = r
+	}
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# `make test`: vet, unit and integration tests with -race against real IdPs,
+# then a short run of every fuzz target. Fails (never skips) when an IdP
+# cannot be prepared, and fails when any test reports SKIP.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FUZZTIME=${FUZZTIME:-5s}
+mkdir -p bin
+log=bin/test.log
+
+echo "== preparing real IdPs"
+if [ ! -d tools/oidc/node_modules/oidc-provider ]; then
+  npm ci --prefix tools/oidc --no-audit --no-fund
+fi
+tools/hydra/build.sh
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race (full log: $log)"
+set +e
+go test -race -count=1 -v -timeout 15m ./... >"$log" 2>&1
+rc=$?
+set -e
+grep -E '^(ok|FAIL|panic:|--- FAIL|--- SKIP|    --- FAIL|    --- SKIP)|^\s+\S+_test\.go:[0-9]+:' "$log" | grep -v -E '^\s+\S+_test\.go:[0-9]+: testidp: ' || true
+passed=$(grep -c -E '^\s*--- PASS' "$log" || true)
+failed=$(grep -c -E '^\s*--- FAIL' "$log" || true)
+skipped=$(grep -c -E '^\s*--- SKIP' "$log" || true)
+if [ "$rc" -ne 0 ]; then
+  echo "go test failed (exit $rc); see $log"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  exit 1
+fi
+if [ "$skipped" -ne 0 ]; then
+  echo "some tests were skipped; in CI a skip is a failure (a required service did not start?)"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  exit 1
+fi
+if [ "$passed" -eq 0 ]; then
+  echo "no test ran"
+  exit 1
+fi
+
+echo "== fuzzing each target for $FUZZTIME"
+fuzzed=0
+while IFS= read -r file; do
+  dir=$(dirname "$file")
+  for name in $(grep -o -E '^func (Fuzz[A-Za-z0-9_]+)' "$file" | awk '{print $2}'); do
+    echo "-- $name ($dir)"
+    go test -run='^$' -fuzz="^${name}\$" -fuzztime="$FUZZTIME" "./$dir" >"bin/fuzz-$name.log" 2>&1 || {
+      tail -n 30 "bin/fuzz-$name.log"
+      echo "fuzz target $name failed; the failing input is in $dir/testdata/fuzz/$name/"
+      echo "tests: $passed passed, 1 failed"
+      exit 1
+    }
+    fuzzed=$((fuzzed + 1))
+  done
+done < <(grep -rl --include='*_test.go' -E '^func Fuzz' . | sed 's|^\./||' | sort)
+echo "fuzz targets run: $fuzzed"
+echo "tests: $passed passed, $failed failed"
