@@ -277,6 +277,12 @@ func connectorTypes() []string {
 //		introspection_url URL
 //		client_id ID
 //		client_secret SECRET
+//		introspection_auth client_secret_basic|client_secret_post|bearer|none
+//		token_url URL             # for introspection_auth bearer
+//		token_type_hint HINT|none
+//		stale_if_error DURATION
+//		breaker_threshold N
+//		breaker_cooldown DURATION
 //		audience AUD...
 //		allowed_algorithms ALG...
 //		token_validation jwt|introspection|auto
@@ -365,6 +371,25 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 			err = str(&def.SharedSecret)
 		case "token_validation":
 			err = str(&def.TokenValidation)
+		case "introspection_auth":
+			err = str(&def.IntrospectionAuth)
+		case "token_url":
+			err = str(&def.TokenURL)
+		case "token_type_hint":
+			err = str(&def.TokenTypeHint)
+		case "stale_if_error":
+			err = dur(&def.StaleIfError)
+		case "breaker_cooldown":
+			err = dur(&def.BreakerCooldown)
+		case "breaker_threshold":
+			var v string
+			if err = str(&v); err == nil {
+				n, perr := strconv.Atoi(v)
+				if perr != nil || n < 0 {
+					return nil, d.Errf("breaker_threshold: %q is not a non-negative integer", v)
+				}
+				def.BreakerThreshold = n
+			}
 		case "certificate_file":
 			var path string
 			if err = str(&path); err == nil {

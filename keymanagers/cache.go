@@ -2,7 +2,6 @@ package keymanagers
 
 import (
 	"context"
-	"errors"
 	"time"
 	"unsafe"
 
@@ -29,7 +28,6 @@ const (
 type ResultCache struct {
 	bc     *bigcache.BigCache
 	maxTTL time.Duration
-	cancel context.CancelFunc
 }
 
 // NewResultCache builds a cache. Close it when done.
@@ -48,8 +46,9 @@ func NewResultCache(cfg CacheConfig) (*ResultCache, error) {
 	for shards > 16 && mb/shards < 1 {
 		shards /= 2
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	bc, err := bigcache.New(ctx, bigcache.Config{
+	// Stopped through Close (bigcache prints to stdout when its context is
+	// cancelled instead, so it gets one that never is).
+	bc, err := bigcache.New(context.Background(), bigcache.Config{
 		Shards:             shards,
 		LifeWindow:         cfg.MaxTTL,
 		CleanWindow:        time.Minute,
@@ -58,13 +57,19 @@ func NewResultCache(cfg CacheConfig) (*ResultCache, error) {
 		HardMaxCacheSize:   mb,
 		Verbose:            false,
 		StatsEnabled:       false,
+		Logger:             nopLogger{},
 	})
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	return &ResultCache{bc: bc, maxTTL: cfg.MaxTTL, cancel: cancel}, nil
+	return &ResultCache{bc: bc, maxTTL: cfg.MaxTTL}, nil
 }
+
+// nopLogger silences bigcache, which otherwise prints to the standard
+// logger (e.g. on shutdown) whatever Verbose says.
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
 
 // MaxTTL returns the longest time a result is kept.
 func (c *ResultCache) MaxTTL() time.Duration { return c.maxTTL }
@@ -101,10 +106,5 @@ func (c *ResultCache) Purge() error {
 
 // Close releases the cache.
 func (c *ResultCache) Close() error {
-	c.cancel()
-	err := c.bc.Close()
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
+	return c.bc.Close()
 }

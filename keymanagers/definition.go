@@ -26,6 +26,16 @@ const (
 	DefaultJWKSMinRefreshInterval = 30 * time.Second
 	DefaultIntrospectionCacheTTL  = 5 * time.Minute
 	DefaultNegativeCacheTTL       = 30 * time.Second
+	DefaultBreakerThreshold       = 5
+	DefaultBreakerCooldown        = 30 * time.Second
+)
+
+// Introspection client authentication methods.
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthBearer            = "bearer"
+	AuthNone              = "none"
 )
 
 // Token validation modes.
@@ -74,6 +84,26 @@ type Definition struct {
 	// expanded when the configuration is loaded.
 	ClientID     string `json:"client_id,omitempty"`
 	ClientSecret string `json:"client_secret,omitempty"`
+	// IntrospectionAuth is how the gateway authenticates to the
+	// introspection endpoint: client_secret_basic (default),
+	// client_secret_post, bearer (a token from the client-credentials grant
+	// at TokenURL) or none.
+	IntrospectionAuth string `json:"introspection_auth,omitempty"`
+	// TokenURL is the token endpoint for introspection_auth bearer.
+	// Default: from discovery.
+	TokenURL string `json:"token_url,omitempty"`
+	// TokenTypeHint is sent with each introspection (default
+	// "access_token"; "none" sends no hint).
+	TokenTypeHint string `json:"token_type_hint,omitempty"`
+	// StaleIfError serves a cached positive introspection result up to this
+	// long past its cache TTL while the Key Manager is failing, never past
+	// the token's exp. Off by default.
+	StaleIfError Duration `json:"stale_if_error,omitempty"`
+	// BreakerThreshold consecutive introspection failures open the circuit
+	// breaker (default 5); while open, introspection fails fast for
+	// BreakerCooldown (default 30s), then one probe is let through.
+	BreakerThreshold int      `json:"breaker_threshold,omitempty"`
+	BreakerCooldown  Duration `json:"breaker_cooldown,omitempty"`
 
 	// Audiences: when set, a token must carry at least one of them in aud.
 	Audiences []string `json:"audiences,omitempty"`
@@ -235,6 +265,18 @@ func (d Definition) Normalize() Definition {
 	if d.NegativeCacheTTL == 0 {
 		d.NegativeCacheTTL = Duration(DefaultNegativeCacheTTL)
 	}
+	if d.IntrospectionAuth == "" {
+		d.IntrospectionAuth = AuthClientSecretBasic
+	}
+	if d.TokenTypeHint == "" {
+		d.TokenTypeHint = "access_token"
+	}
+	if d.BreakerThreshold == 0 {
+		d.BreakerThreshold = DefaultBreakerThreshold
+	}
+	if d.BreakerCooldown == 0 {
+		d.BreakerCooldown = Duration(DefaultBreakerCooldown)
+	}
 	if len(d.AllowedAlgorithms) == 0 {
 		if d.JWKSURL != "" || d.CertificatePEM != "" || d.WellKnownURL != "" || d.SharedSecret == "" {
 			d.AllowedAlgorithms = slices.Clone(asymmetricAlgs)
@@ -273,6 +315,25 @@ func (d *Definition) Validate() error {
 	checkURL("well_known_url", d.WellKnownURL)
 	checkURL("jwks_url", d.JWKSURL)
 	checkURL("introspection_url", d.IntrospectionURL)
+	checkURL("token_url", d.TokenURL)
+	switch d.IntrospectionAuth {
+	case AuthClientSecretBasic, AuthClientSecretPost, AuthBearer:
+		if d.ClientID == "" && (d.IntrospectionURL != "" || d.TokenValidation == ValidationIntrospection) {
+			add("client_id", "introspection_auth %s needs client_id (and client_secret)", d.IntrospectionAuth)
+		}
+		if d.IntrospectionAuth == AuthBearer && d.TokenURL == "" && d.WellKnownURL == "" {
+			add("token_url", "introspection_auth bearer needs token_url or well_known_url")
+		}
+	case AuthNone:
+	default:
+		add("introspection_auth", "%q is not one of client_secret_basic, client_secret_post, bearer, none", d.IntrospectionAuth)
+	}
+	if d.BreakerThreshold < 0 {
+		add("breaker_threshold", "must not be negative")
+	}
+	if d.TokenTypeHint != "" && !nameRE.MatchString(strings.ToLower(d.TokenTypeHint)) {
+		add("token_type_hint", "%q is not a token type hint", d.TokenTypeHint)
+	}
 	if d.Issuer != "" && strings.TrimSpace(d.Issuer) != d.Issuer {
 		add("issuer", "must not start or end with white space")
 	}
@@ -316,7 +377,7 @@ func (d *Definition) Validate() error {
 		v    Duration
 	}{{"clock_skew", d.ClockSkew}, {"timeout", d.Timeout}, {"jwks_refresh_interval", d.JWKSRefreshInterval},
 		{"jwks_min_refresh_interval", d.JWKSMinRefreshInterval}, {"introspection_cache_ttl", d.IntrospectionCacheTTL},
-		{"negative_cache_ttl", d.NegativeCacheTTL}} {
+		{"negative_cache_ttl", d.NegativeCacheTTL}, {"stale_if_error", d.StaleIfError}, {"breaker_cooldown", d.BreakerCooldown}} {
 		if f.v < 0 {
 			add(f.name, "must not be negative")
 		}

@@ -138,7 +138,8 @@ func TestDefinitionValidate_AcceptsGoodDefinitions(t *testing.T) {
 		{"issuer and shared_secret", Definition{Name: "hmac", Issuer: testIssuer, SharedSecret: strings.Repeat("k", 32)}},
 		{"HS256 listed with a shared_secret", Definition{Name: "hmac", Issuer: testIssuer, SharedSecret: strings.Repeat("k", 32), AllowedAlgorithms: []string{"HS256"}}},
 		{"disabled with nothing else", Definition{Name: "off", Enabled: &off}},
-		{"introspection with introspection_url", Definition{Name: "intro", TokenValidation: ValidationIntrospection, IntrospectionURL: "https://idp.example.com/introspect"}},
+		{"introspection with introspection_url", Definition{Name: "intro", TokenValidation: ValidationIntrospection, IntrospectionURL: "https://idp.example.com/introspect", ClientID: "gw"}},
+		{"introspection without client auth", Definition{Name: "intro", TokenValidation: ValidationIntrospection, IntrospectionURL: "https://idp.example.com/introspect", IntrospectionAuth: AuthNone}},
 		{"name of 64 characters with dots, dashes and underscores", Definition{Name: "a" + strings.Repeat("._-9", 15) + "xyz", Issuer: testIssuer, JWKSURL: "http://127.0.0.1:8080/jwks"}},
 		{"all bounds at their maximum", func() Definition {
 			d := validDef()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"hash/fnv"
 	"slices"
 	"sort"
@@ -115,22 +116,49 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 	p.key = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
 	proj := g.projected.Load()
 	now := g.now().Unix()
+	var stale *Principal
 	if entry := g.cache.get(&p.key); entry != nil {
-		if decodeEntry(entry, p) == nil && p.claimSet == proj.id && now < p.ExpiresAt {
+		if decodeEntry(entry, p) == nil && p.claimSet == proj.id {
 			km := t.byName[p.KeyManager]
 			if km != nil && km.fingerprint == p.fingerprint && km.def.IsEnabled() && route.accepts(km.def.Name) {
-				p.Tenant = tenant
-				return p, nil
+				switch {
+				case now < p.ExpiresAt && p.negative:
+					return nil, detailed(ErrInactive, "cached negative introspection result")
+				case now < p.ExpiresAt:
+					p.Tenant = tenant
+					return p, nil
+				case !p.negative && km.def.StaleIfError > 0 && now < p.hardExpiry &&
+					now < p.ExpiresAt+int64(time.Duration(km.def.StaleIfError)/time.Second):
+					stale = p // usable only if the Key Manager fails now
+				}
 			}
-			// Same token, other tenant or changed Key Manager: validate
-			// afresh against this tenant.
+			// Otherwise (other tenant, changed Key Manager, expired):
+			// validate afresh against this tenant.
 		}
+		key := p.key
+		p = new(Principal)
+		p.key = key
 	}
-	return g.validate(ctx, t, route, token, p, proj)
+	res, err := g.validate(ctx, t, route, token, p, proj)
+	if err != nil && stale != nil && Classify(err).Kind == KindUnavailable {
+		if c := g.logger.Check(zap.DebugLevel, "serving a stale introspection result while the key manager fails"); c != nil {
+			c.Write(zap.String("tenant", tenant), zap.String("key_manager", stale.KeyManager))
+		}
+		stale.Tenant = tenant
+		return stale, nil
+	}
+	return res, err
 }
 
 func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token string, p *Principal, proj *projection) (*Principal, error) {
 	jws, err := parseCompact(token)
+	if errors.Is(err, ErrOpaqueToken) {
+		km, eerr := g.electOpaque(ctx, t, route, token, nil)
+		if eerr != nil {
+			return nil, eerr
+		}
+		return g.introspectAndCache(ctx, t, km, token, p, proj)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +171,14 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		return nil, err
 	}
 	km, err := g.resolve(ctx, t, iss)
+	if errors.Is(err, ErrUnknownIssuer) {
+		// A Key Manager may claim JWTs of other issuers through jwt token
+		// handling rules (it then introspects them).
+		if km2, eerr := g.electOpaque(ctx, t, route, token, claims); eerr == nil {
+			return g.introspectAndCache(ctx, t, km2, token, p, proj)
+		}
+		return nil, err
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,7 +186,8 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		return nil, detailed(ErrNotAccepted, "key manager "+km.def.Name+" not accepted by route")
 	}
 	if km.def.TokenValidation == ValidationIntrospection {
-		return nil, detailed(ErrKeyManagerFailed, "key manager "+km.def.Name+" requires introspection, which this build does not support yet")
+		// Revocation-sensitive: ask the Key Manager even about JWTs.
+		return g.introspectAndCache(ctx, t, km, token, p, proj)
 	}
 	if err := km.verify(ctx, jws); err != nil {
 		return nil, err
@@ -160,23 +197,32 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if err != nil {
 		return nil, err
 	}
-	if jws.header.Typ != "" || km.def.RequireATJWT {
-		if km.def.RequireATJWT && !isATJWT(jws.header.Typ) {
-			return nil, ErrWrongType
-		}
+	if km.def.RequireATJWT && !isATJWT(jws.header.Typ) {
+		return nil, ErrWrongType
 	}
+	p.Subject = km.subject(claims)
+	p.ClientID = km.clientID(claims)
+	p.Scopes = strings.Join(km.scopes(claims), " ")
+	p.hardExpiry = exp
+	soft := exp
+	if lim := now.Add(g.cache.maxTTL).Unix(); lim < soft {
+		soft = lim
+	}
+	entry, err := g.finish(km, iss, p, proj, claims, soft)
+	if err != nil {
+		return nil, err
+	}
+	return g.store(t, p, entry), nil
+}
+
+// finish fills the Key Manager fields and encodes the cache entry.
+func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *projection, claims map[string]json.RawMessage, soft int64) ([]byte, error) {
 	p.KeyManager = km.def.Name
 	p.KeyManagerTenant = km.tenant
 	p.Issuer = iss
 	p.fingerprint = km.fingerprint
 	p.claimSet = proj.id
-	p.Subject = km.subject(claims)
-	p.ClientID = km.clientID(claims)
-	p.Scopes = strings.Join(km.scopes(claims), " ")
-	p.ExpiresAt = exp
-	if lim := now.Add(g.cache.maxTTL).Unix(); lim < p.ExpiresAt {
-		p.ExpiresAt = lim
-	}
+	p.ExpiresAt = soft
 	var kept [][2]string
 	for _, n := range proj.names {
 		if raw, ok := claims[n]; ok {
@@ -195,14 +241,124 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 			return nil, detailed(ErrTokenTooLarge, "a claim is longer than the gateway keeps")
 		}
 	}
-	entry := encodeEntry(p, kept)
+	return encodeEntry(p, kept), nil
+}
+
+// store caches entry and returns the principal decoded from it (so every
+// principal, fresh or cached, is built the same way).
+func (g *Gateway) store(t *Tenant, p *Principal, entry []byte) *Principal {
 	g.cache.set(&p.key, entry)
 	key := p.key
 	*p = Principal{}
 	p.key = key
 	_ = decodeEntry(entry, p)
 	p.Tenant = t.Name
-	return p, nil
+	return p
+}
+
+// electOpaque picks the one Key Manager that introspects a token: the
+// route's Key Managers in the route's order (else the tenant's, own then
+// Global, in definition order), the first that can introspect and whose
+// token handling rules claim the token. claims is nil for opaque tokens;
+// for JWTs of an unknown issuer only an explicit jwt rule elects.
+func (g *Gateway) electOpaque(ctx context.Context, t *Tenant, route *Route, token string, claims map[string]json.RawMessage) (*KeyManager, error) {
+	try := func(km *KeyManager) bool {
+		if km == nil || !km.canIntrospect() {
+			return false
+		}
+		if claims != nil {
+			return km.intro.rules.handlesJWT(claims)
+		}
+		return km.intro.rules.handlesOpaque(token)
+	}
+	if route != nil && len(route.KeyManagers) > 0 {
+		for _, n := range route.KeyManagers {
+			if km := t.byName[n]; km != nil && km.def.IsEnabled() && try(km) {
+				return km, nil
+			}
+		}
+	} else {
+		for _, km := range t.kms {
+			if km.def.IsEnabled() && try(km) {
+				return km, nil
+			}
+		}
+	}
+	if claims != nil {
+		return nil, ErrUnknownIssuer
+	}
+	return nil, ErrOpaqueToken
+}
+
+// introspectAndCache introspects token at km once for all concurrent
+// callers (singleflight per Key Manager and token hash) and caches the
+// answer: positive until min(exp, introspection_cache_ttl, max_ttl),
+// negative for negative_cache_ttl.
+func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyManager, token string, p *Principal, proj *projection) (*Principal, error) {
+	type flight struct {
+		entry []byte
+		err   error
+	}
+	key := "i" + string(p.key[:])
+	ch := km.sf.DoChan(key, func() (any, error) {
+		// Detached from any one request: a caller that gives up does not
+		// fail the others.
+		ictx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout)+time.Second)
+		defer cancel()
+		res, err := km.introspect(ictx, token)
+		if err != nil {
+			return flight{err: err}, nil
+		}
+		now := g.now()
+		q := &Principal{key: p.key}
+		maxLife := now.Add(g.cache.maxTTL).Unix()
+		if verr := km.principalFromIntrospection(res, now); verr != nil {
+			if Classify(verr).Kind == KindInvalid || Classify(verr).Kind == KindExpired {
+				q.negative = true
+				soft := now.Add(time.Duration(km.def.NegativeCacheTTL)).Unix()
+				soft = min(soft, maxLife)
+				q.hardExpiry = soft
+				if entry, ferr := g.finish(km, km.Issuer(), q, proj, nil, soft); ferr == nil && km.def.NegativeCacheTTL > 0 {
+					g.cache.set(&q.key, entry)
+				}
+			}
+			return flight{err: verr}, nil
+		}
+		q.Subject = res.subject
+		q.ClientID = res.clientID
+		q.Scopes = strings.Join(res.scopes, " ")
+		soft := min(now.Add(time.Duration(km.def.IntrospectionCacheTTL)).Unix(), maxLife)
+		q.hardExpiry = soft
+		if res.hasExp {
+			q.hardExpiry = res.exp
+			soft = min(soft, res.exp)
+		}
+		iss := res.iss
+		if iss == "" {
+			iss = km.Issuer()
+		}
+		entry, ferr := g.finish(km, iss, q, proj, res.claims, soft)
+		if ferr != nil {
+			return flight{err: ferr}, nil
+		}
+		g.cache.set(&q.key, entry)
+		return flight{entry: entry}, nil
+	})
+	select {
+	case r := <-ch:
+		f := r.Val.(flight)
+		if f.err != nil {
+			return nil, f.err
+		}
+		key := p.key
+		*p = Principal{}
+		p.key = key
+		_ = decodeEntry(f.entry, p)
+		p.Tenant = t.Name
+		return p, nil
+	case <-ctx.Done():
+		return nil, detailed(ErrIntrospection, "request ended while waiting for introspection")
+	}
 }
 
 // resolve picks the Key Manager for an issuer, discovering pending ones.

@@ -810,18 +810,6 @@ func TestAuthenticate_RequireATJWTRefusesOtherTypes(t *testing.T) {
 	}
 }
 
-func TestAuthenticate_IntrospectionOnlyKeyManagerIsReportedUnavailable(t *testing.T) {
-	k := rsaKey(t, "rsa-a", "k1", "RS256")
-	f := newFixture(t, k)
-	def := f.def("idp")
-	def.TokenValidation = ValidationIntrospection
-	def.IntrospectionURL = "https://idp.example.com/introspect"
-	f.add(testTenant, def)
-	f.build()
-	_, err := f.auth(mint(t, k, f.claims(), nil))
-	checkErr(t, err, ErrKeyManagerFailed)
-}
-
 // JSON member names are case-sensitive (RFC 8259 §8.3, RFC 7519 §10.1.1):
 // "ISS" is not "iss" and "ALG" is not "alg". encoding/json folds case when
 // decoding into structs, which parseCompact (jwtHeader) and peekIssuer rely

@@ -39,6 +39,8 @@ type KeyManager struct {
 	issuer        atomic.Pointer[string]
 	jwksURL       atomic.Pointer[string]
 	introspectURL atomic.Pointer[string]
+	tokenURL      atomic.Pointer[string]
+	intro         *introspector
 	discovered    atomic.Bool
 
 	keys        atomic.Pointer[keySet]
@@ -95,6 +97,13 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 		done:        make(chan struct{}),
 	}
 	km.ctx, km.cancel = context.WithCancel(context.Background())
+	rules, err := compileTokenRules(def.TokenHandling)
+	if err != nil {
+		return nil, FieldErrors{{Field: "token_handling", Message: err.Error()}}
+	}
+	km.intro = &introspector{rules: rules}
+	km.intro.breaker.threshold = int64(def.BreakerThreshold)
+	km.intro.breaker.cooldown = int64(time.Duration(def.BreakerCooldown))
 	for _, a := range def.AllowedAlgorithms {
 		km.allowedAlgs[a] = true
 	}
@@ -233,6 +242,9 @@ func (km *KeyManager) needsNetwork() bool {
 	return km.def.WellKnownURL != "" || km.def.JWKSURL != ""
 }
 
+// UsesIntrospection reports whether tokens may be introspected here.
+func (km *KeyManager) UsesIntrospection() bool { return km.def.TokenValidation != ValidationJWT }
+
 func (km *KeyManager) run() {
 	defer close(km.done)
 	defer func() {
@@ -347,6 +359,10 @@ func (km *KeyManager) discover(ctx context.Context) error {
 	if km.def.IntrospectionURL == "" && md.IntrospectionEndpoint != "" {
 		u := md.IntrospectionEndpoint
 		km.introspectURL.Store(&u)
+	}
+	if md.TokenEndpoint != "" {
+		u := md.TokenEndpoint
+		km.tokenURL.Store(&u)
 	}
 	km.discovered.Store(true)
 	km.logger.Info("key manager discovered", zap.String("issuer", md.Issuer))
@@ -468,6 +484,8 @@ type Status struct {
 	FetchFailures uint64    `json:"jwks_fetch_failures"`
 	LastError     string    `json:"last_error,omitempty"`
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
+
+	Introspection *IntrospectionStatus `json:"introspection,omitempty"`
 }
 
 // Status returns the Key Manager's current state.
@@ -483,6 +501,7 @@ func (km *KeyManager) Status() Status {
 	if e := km.lastError.Load(); e != nil {
 		s.LastError, s.LastErrorAt = e.msg, e.at
 	}
+	s.Introspection = km.introspectionStatus()
 	return s
 }
 

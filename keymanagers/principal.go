@@ -22,8 +22,13 @@ type Principal struct {
 	ClientID         string
 	// Scopes is the space-separated scope list.
 	Scopes string
-	// ExpiresAt is the unix time after which the result must not be used.
+	// ExpiresAt is the unix time after which the result must not be used
+	// without asking the Key Manager again.
 	ExpiresAt int64
+	// hardExpiry is when the token itself expires: a stale result
+	// (stale_if_error) is never served past it.
+	hardExpiry int64
+	negative   bool
 
 	fingerprint string
 	claimSet    uint32
@@ -102,11 +107,13 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 1
+const entryVersion = 2
+
+const flagNegative = 1
 
 // encodeEntry serializes a result for the cache.
 func encodeEntry(p *Principal, claims [][2]string) []byte {
-	n := 1 + 4 + 8
+	n := 2 + 4 + 8 + 8
 	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
 		n += 2 + len(s)
 	}
@@ -114,9 +121,14 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 		n += 4 + len(c[0]) + len(c[1])
 	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion)
+	var flags byte
+	if p.negative {
+		flags |= flagNegative
+	}
+	b = append(b, entryVersion, flags)
 	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
+	b = binary.LittleEndian.AppendUint64(b, uint64(p.hardExpiry))
 	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
 		b = appendStr(b, s)
 	}
@@ -132,12 +144,14 @@ var errBadEntry = errors.New("corrupt cache entry")
 // decodeEntry fills p from an entry without copying: p's strings alias b,
 // which must not be modified afterwards.
 func decodeEntry(b []byte, p *Principal) error {
-	if len(b) < 13 || b[0] != entryVersion {
+	if len(b) < 22 || b[0] != entryVersion {
 		return errBadEntry
 	}
-	p.claimSet = binary.LittleEndian.Uint32(b[1:])
-	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[5:]))
-	b = b[13:]
+	p.negative = b[1]&flagNegative != 0
+	p.claimSet = binary.LittleEndian.Uint32(b[2:])
+	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
+	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
+	b = b[22:]
 	for _, dst := range []*string{&p.fingerprint, &p.KeyManager, &p.KeyManagerTenant, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes} {
 		s, rest, ok := readStr(b)
 		if !ok {

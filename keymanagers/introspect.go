@@ -1,0 +1,443 @@
+package keymanagers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// maxIntrospectionBody bounds an introspection response.
+const maxIntrospectionBody = 1 << 20
+
+// Errors of the introspection path.
+var (
+	ErrInactive         = &Error{KindInvalid, "The access token is not active (revoked, expired or unknown to its Key Manager)."}
+	ErrRefreshToken     = &Error{KindInvalid, "A refresh token cannot be used as an access token."}
+	ErrIntrospection    = &Error{KindUnavailable, "The Key Manager could not validate the access token right now; try again later."}
+	ErrBreakerOpen      = &Error{KindUnavailable, "The Key Manager is failing; the gateway stopped asking it for a short while. Try again later."}
+	ErrWrongTokenIssuer = &Error{KindInvalid, "The access token was issued by another issuer than its Key Manager's."}
+)
+
+// tokenRules are a Key Manager's compiled token handling rules.
+type tokenRules struct {
+	reference []*regexp.Regexp
+	jwt       []map[string]*regexp.Regexp
+}
+
+func compileTokenRules(rules []TokenHandlingRule) (*tokenRules, error) {
+	tr := &tokenRules{}
+	for i, r := range rules {
+		switch r.Type {
+		case "reference":
+			re, err := regexp.Compile(r.Pattern)
+			if err != nil {
+				return nil, fmt.Errorf("token_handling[%d]: %v", i, err)
+			}
+			tr.reference = append(tr.reference, re)
+		case "jwt":
+			m := map[string]*regexp.Regexp{}
+			for c, p := range r.Claims {
+				re, err := regexp.Compile(p)
+				if err != nil {
+					return nil, fmt.Errorf("token_handling[%d].claims.%s: %v", i, c, err)
+				}
+				m[c] = re
+			}
+			tr.jwt = append(tr.jwt, m)
+		}
+	}
+	return tr, nil
+}
+
+// handlesOpaque reports whether the rules elect this Key Manager for an
+// opaque token: no rules at all, or a matching reference rule.
+func (tr *tokenRules) handlesOpaque(token string) bool {
+	if len(tr.reference) == 0 && len(tr.jwt) == 0 {
+		return true
+	}
+	for _, re := range tr.reference {
+		if re.MatchString(token) {
+			return true
+		}
+	}
+	return false
+}
+
+// handlesJWT reports whether a jwt rule matches the unverified claims (every
+// claim regex of one rule must match the claim's string value).
+func (tr *tokenRules) handlesJWT(claims map[string]json.RawMessage) bool {
+	for _, rule := range tr.jwt {
+		ok := true
+		for c, re := range rule {
+			v, isStr := claimString(claims[c])
+			if !isStr || !re.MatchString(v) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// breaker is a consecutive-failure circuit breaker.
+type breaker struct {
+	threshold int64
+	cooldown  int64 // ns
+	failures  atomic.Int64
+	openUntil atomic.Int64 // unix ns; 0 closed
+	probing   atomic.Bool
+}
+
+// allow reports whether a call may go out now. When the cooldown has
+// passed, exactly one caller gets through as a probe.
+func (b *breaker) allow(now int64) bool {
+	until := b.openUntil.Load()
+	if until == 0 {
+		return true
+	}
+	if now < until {
+		return false
+	}
+	return b.probing.CompareAndSwap(false, true)
+}
+
+func (b *breaker) success() {
+	b.failures.Store(0)
+	b.openUntil.Store(0)
+	b.probing.Store(false)
+}
+
+// failure records a failed call; it reports whether the breaker opened.
+func (b *breaker) failure(now int64) bool {
+	n := b.failures.Add(1)
+	wasProbe := b.probing.Swap(false)
+	if b.threshold > 0 && (n >= b.threshold || wasProbe) {
+		b.openUntil.Store(now + b.cooldown)
+		return true
+	}
+	return false
+}
+
+// State is "closed", "open" or "half-open".
+func (b *breaker) state(now int64) string {
+	until := b.openUntil.Load()
+	switch {
+	case until == 0:
+		return "closed"
+	case now < until:
+		return "open"
+	}
+	return "half-open"
+}
+
+// introspector holds one Key Manager's introspection client state.
+type introspector struct {
+	rules   *tokenRules
+	breaker breaker
+	calls   atomic.Uint64
+	errors  atomic.Uint64
+
+	tsOnce sync.Once
+	ts     oauth2.TokenSource
+	tsErr  error
+}
+
+// canIntrospect reports whether this Key Manager may introspect (after
+// discovery, when it has a well-known URL).
+func (km *KeyManager) canIntrospect() bool {
+	if km.def.TokenValidation == ValidationJWT || !km.def.IsEnabled() {
+		return false
+	}
+	if km.def.IntrospectionAuth != AuthNone && km.def.ClientID == "" {
+		return false
+	}
+	return km.introspectURL.Load() != nil || (km.def.WellKnownURL != "" && !km.discovered.Load())
+}
+
+// introspectionResult is an RFC 7662 answer, read robustly.
+type introspectionResult struct {
+	active    bool
+	scopes    []string
+	clientID  string
+	subject   string
+	exp       int64
+	hasExp    bool
+	nbf       int64
+	aud       []string
+	hasAud    bool
+	iss       string
+	tokenType string
+	claims    map[string]json.RawMessage
+}
+
+func parseIntrospection(body []byte) (*introspectionResult, error) {
+	m, err := decodeObject(body)
+	if err != nil {
+		return nil, fmt.Errorf("introspection response is not a JSON object: %v", err)
+	}
+	r := &introspectionResult{claims: m}
+	raw, ok := m["active"]
+	if !ok {
+		return nil, fmt.Errorf("introspection response has no \"active\" member")
+	}
+	if err := json.Unmarshal(raw, &r.active); err != nil {
+		return nil, fmt.Errorf("introspection response's \"active\" is not a boolean")
+	}
+	if !r.active {
+		return r, nil
+	}
+	if v, ok := m["scope"]; ok {
+		if r.scopes, ok = stringOrList(v, true); !ok {
+			return nil, fmt.Errorf("introspection response's \"scope\" is neither a string nor a list of strings")
+		}
+	}
+	r.clientID, _ = claimString(m["client_id"])
+	if s, ok := claimString(m["sub"]); ok && s != "" {
+		r.subject = s
+	} else {
+		r.subject, _ = claimString(m["username"])
+	}
+	if v, ok := m["exp"]; ok && string(v) != "null" {
+		if r.exp, r.hasExp = numericDate(v); !r.hasExp {
+			return nil, fmt.Errorf("introspection response's \"exp\" is not a NumericDate")
+		}
+	}
+	if v, ok := m["nbf"]; ok && string(v) != "null" {
+		var okN bool
+		if r.nbf, okN = numericDate(v); !okN {
+			return nil, fmt.Errorf("introspection response's \"nbf\" is not a NumericDate")
+		}
+	}
+	if v, ok := m["aud"]; ok && string(v) != "null" {
+		var okA bool
+		if r.aud, okA = stringOrList(v, false); !okA {
+			return nil, fmt.Errorf("introspection response's \"aud\" is neither a string nor a list of strings")
+		}
+		r.hasAud = true
+	}
+	r.iss, _ = claimString(m["iss"])
+	r.tokenType, _ = claimString(m["token_type"])
+	if tu, _ := claimString(m["token_use"]); isRefreshType(tu) { // Ory Hydra
+		r.tokenType = tu
+	}
+	return r, nil
+}
+
+func isRefreshType(t string) bool {
+	switch strings.ToLower(t) {
+	case "refresh_token", "refresh", "refreshtoken":
+		return true
+	}
+	return false
+}
+
+// introspect asks the Key Manager about token. It returns the answer, or
+// an error of KindUnavailable when the Key Manager could not answer.
+func (km *KeyManager) introspect(ctx context.Context, token string) (*introspectionResult, error) {
+	if err := km.ensureDiscovered(ctx, false); err != nil {
+		return nil, err
+	}
+	up := km.introspectURL.Load()
+	if up == nil {
+		return nil, detailed(ErrKeyManagerFailed, "no introspection endpoint known")
+	}
+	in := km.intro
+	now := km.now().UnixNano()
+	if !in.breaker.allow(now) {
+		return nil, detailed(ErrBreakerOpen, "circuit breaker open")
+	}
+	in.calls.Add(1)
+	res, err := km.doIntrospect(ctx, *up, token)
+	if err != nil {
+		in.errors.Add(1)
+		if in.breaker.failure(km.now().UnixNano()) {
+			km.logger.Warn("introspection circuit breaker opened", zap.Duration("cooldown", time.Duration(km.def.BreakerCooldown)))
+		}
+		km.lastError.Store(&statusError{at: km.now(), msg: "introspection: " + err.Error()})
+		km.logger.Warn("introspection failed", zap.Error(err))
+		return nil, detailed(ErrIntrospection, "introspection failed")
+	}
+	in.breaker.success()
+	return res, nil
+}
+
+func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) (*introspectionResult, error) {
+	form := url.Values{"token": {token}}
+	if h := km.def.TokenTypeHint; h != "" && h != "none" {
+		form.Set("token_type_hint", h)
+	}
+	switch km.def.IntrospectionAuth {
+	case AuthClientSecretPost:
+		form.Set("client_id", km.def.ClientID)
+		form.Set("client_secret", km.def.ClientSecret)
+	case AuthNone:
+		if km.def.ClientID != "" {
+			form.Set("client_id", km.def.ClientID)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(km.def.Timeout))
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	switch km.def.IntrospectionAuth {
+	case AuthClientSecretBasic:
+		// RFC 6749 2.3.1: form-encode before Basic.
+		req.SetBasicAuth(url.QueryEscape(km.def.ClientID), url.QueryEscape(km.def.ClientSecret))
+	case AuthBearer:
+		ts, err := km.bearerSource()
+		if err != nil {
+			return nil, err
+		}
+		tok, err := ts.Token()
+		if err != nil {
+			return nil, fmt.Errorf("getting a client-credentials token for introspection: %v", scrubURLError(err))
+		}
+		tok.SetAuthHeader(req)
+	}
+	resp, err := km.client.Do(req)
+	if err != nil {
+		return nil, scrubURLError(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the introspection response: %v", err)
+	}
+	if len(body) > maxIntrospectionBody {
+		return nil, fmt.Errorf("introspection response is larger than %d bytes", maxIntrospectionBody)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, oauthErrorSuffix(body))
+	}
+	return parseIntrospection(body)
+}
+
+// oauthErrorSuffix quotes an OAuth error code from a response body, for logs.
+func oauthErrorSuffix(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+		Desc  string `json:"error_description"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error == "" {
+		return ""
+	}
+	s := fmt.Sprintf(" (%s", e.Error)
+	if e.Desc != "" {
+		if len(e.Desc) > 200 {
+			e.Desc = e.Desc[:200]
+		}
+		s += ": " + e.Desc
+	}
+	return s + ")"
+}
+
+// scrubURLError drops the request URL's query from transport errors (the
+// token is in the body, never the URL, but be sure nothing else leaks).
+func scrubURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		u, perr := url.Parse(ue.URL)
+		if perr == nil {
+			u.RawQuery = ""
+			u.User = nil
+			return fmt.Errorf("%s %s: %v", ue.Op, u.String(), ue.Err)
+		}
+	}
+	return err
+}
+
+// bearerSource is the client-credentials token source for
+// introspection_auth bearer.
+func (km *KeyManager) bearerSource() (oauth2.TokenSource, error) {
+	in := km.intro
+	in.tsOnce.Do(func() {
+		tokenURL := km.def.TokenURL
+		if tokenURL == "" {
+			if p := km.tokenURL.Load(); p != nil {
+				tokenURL = *p
+			}
+		}
+		if tokenURL == "" {
+			in.tsErr = fmt.Errorf("introspection_auth bearer: no token_url known")
+			return
+		}
+		cc := &clientcredentials.Config{ClientID: km.def.ClientID, ClientSecret: km.def.ClientSecret, TokenURL: tokenURL}
+		ctx := context.WithValue(km.ctx, oauth2.HTTPClient, km.client)
+		in.ts = oauth2.ReuseTokenSource(nil, cc.TokenSource(ctx))
+	})
+	return in.ts, in.tsErr
+}
+
+// principalFromIntrospection checks an active answer and turns it into a
+// principal (without cache bookkeeping).
+func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now time.Time) error {
+	if !r.active {
+		return ErrInactive
+	}
+	if isRefreshType(r.tokenType) {
+		return ErrRefreshToken
+	}
+	skew := int64(time.Duration(km.def.ClockSkew) / time.Second)
+	n := now.Unix()
+	if r.hasExp && n > r.exp+skew {
+		return ErrExpired
+	}
+	if r.nbf != 0 && r.nbf > n+skew {
+		return ErrNotYetValid
+	}
+	if iss := km.Issuer(); iss != "" && r.iss != "" && r.iss != iss {
+		return ErrWrongTokenIssuer
+	}
+	if km.audiences != nil {
+		match := false
+		for _, a := range r.aud {
+			if _, ok := km.audiences[a]; ok {
+				match = true
+				break
+			}
+		}
+		if !match {
+			return ErrWrongAudience
+		}
+	}
+	return nil
+}
+
+// IntrospectionStatus is the introspection part of a Key Manager's status.
+type IntrospectionStatus struct {
+	URL      string `json:"url,omitempty"`
+	Calls    uint64 `json:"calls"`
+	Errors   uint64 `json:"errors"`
+	Breaker  string `json:"breaker"`
+	Failures int64  `json:"consecutive_failures"`
+}
+
+func (km *KeyManager) introspectionStatus() *IntrospectionStatus {
+	if km.def.TokenValidation == ValidationJWT {
+		return nil
+	}
+	s := &IntrospectionStatus{Calls: km.intro.calls.Load(), Errors: km.intro.errors.Load(),
+		Breaker: km.intro.breaker.state(km.now().UnixNano()), Failures: km.intro.breaker.failures.Load()}
+	if u := km.introspectURL.Load(); u != nil {
+		s.URL = *u
+	}
+	return s
+}
