@@ -416,7 +416,10 @@ func (d *Definition) Validate() error {
 		if d.Issuer == "" && d.WellKnownURL == "" {
 			add("issuer", "set issuer, or well_known_url to discover it")
 		}
-		if d.JWKSURL == "" && d.CertificatePEM == "" && d.WellKnownURL == "" && d.SharedSecret == "" {
+		// In auto mode an introspection endpoint alone is enough: JWTs are
+		// then introspected too.
+		noKeys := d.JWKSURL == "" && d.CertificatePEM == "" && d.WellKnownURL == "" && d.SharedSecret == ""
+		if noKeys && (d.TokenValidation == ValidationJWT || d.IntrospectionURL == "") {
 			add("jwks_url", "set jwks_url, certificate_pem or well_known_url so tokens can be verified")
 		}
 	}

@@ -123,7 +123,7 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 			if km != nil && km.fingerprint == p.fingerprint && km.def.IsEnabled() && route.accepts(km.def.Name) {
 				switch {
 				case now < p.ExpiresAt && p.negative:
-					return nil, detailed(ErrInactive, "cached negative introspection result")
+					return nil, p.negativeError()
 				case now < p.ExpiresAt:
 					p.Tenant = tenant
 					return p, nil
@@ -185,8 +185,9 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if !route.accepts(km.def.Name) {
 		return nil, detailed(ErrNotAccepted, "key manager "+km.def.Name+" not accepted by route")
 	}
-	if km.def.TokenValidation == ValidationIntrospection {
-		// Revocation-sensitive: ask the Key Manager even about JWTs.
+	if km.def.TokenValidation == ValidationIntrospection || (!km.hasKeySource() && km.hmacSecret == nil && km.canIntrospect()) {
+		// Revocation-sensitive (or no keys to verify with): ask the Key
+		// Manager even about JWTs.
 		return g.introspectAndCache(ctx, t, km, token, p, proj)
 	}
 	if err := km.verify(ctx, jws); err != nil {
@@ -313,8 +314,9 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		q := &Principal{key: p.key}
 		maxLife := now.Add(g.cache.maxTTL).Unix()
 		if verr := km.principalFromIntrospection(res, now); verr != nil {
-			if Classify(verr).Kind == KindInvalid || Classify(verr).Kind == KindExpired {
+			if reason, ok := reasonIndex(verr); ok {
 				q.negative = true
+				q.reason = reason
 				soft := now.Add(time.Duration(km.def.NegativeCacheTTL)).Unix()
 				soft = min(soft, maxLife)
 				q.hardExpiry = soft
@@ -414,7 +416,7 @@ func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) error {
 		return nil
 	}
 	ks := km.keys.Load()
-	if ks == nil && km.def.JWKSURL == "" && km.def.WellKnownURL == "" {
+	if ks == nil && !km.hasKeySource() {
 		return ErrUnknownKey // no asymmetric key source at all (shared secret only)
 	}
 	if ks == nil {
@@ -438,6 +440,12 @@ func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// hasKeySource reports whether the Key Manager has (or can discover) a key
+// set or pinned key.
+func (km *KeyManager) hasKeySource() bool {
+	return km.def.JWKSURL != "" || km.def.CertificatePEM != "" || km.def.WellKnownURL != ""
 }
 
 // pickKey finds the key for kid usable with alg. Without a kid, a set with

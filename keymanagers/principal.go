@@ -29,6 +29,7 @@ type Principal struct {
 	// (stale_if_error) is never served past it.
 	hardExpiry int64
 	negative   bool
+	reason     byte // negative results: index into negativeReasons
 
 	fingerprint string
 	claimSet    uint32
@@ -111,6 +112,26 @@ const entryVersion = 2
 
 const flagNegative = 1
 
+// negativeReasons are the refusals a negative cache entry can replay.
+var negativeReasons = []*Error{ErrInactive, ErrRefreshToken, ErrExpired, ErrNotYetValid, ErrWrongTokenIssuer, ErrWrongAudience}
+
+func reasonIndex(err error) (byte, bool) {
+	for i, e := range negativeReasons {
+		if errors.Is(err, e) {
+			return byte(i), true
+		}
+	}
+	return 0, false
+}
+
+// negativeError is the refusal a negative entry replays.
+func (p *Principal) negativeError() error {
+	if int(p.reason) < len(negativeReasons) {
+		return detailed(negativeReasons[p.reason], "cached negative result")
+	}
+	return detailed(ErrInactive, "cached negative result")
+}
+
 // encodeEntry serializes a result for the cache.
 func encodeEntry(p *Principal, claims [][2]string) []byte {
 	n := 2 + 4 + 8 + 8
@@ -123,7 +144,7 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b := make([]byte, 0, n)
 	var flags byte
 	if p.negative {
-		flags |= flagNegative
+		flags |= flagNegative | p.reason<<1
 	}
 	b = append(b, entryVersion, flags)
 	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
@@ -148,6 +169,7 @@ func decodeEntry(b []byte, p *Principal) error {
 		return errBadEntry
 	}
 	p.negative = b[1]&flagNegative != 0
+	p.reason = b[1] >> 1
 	p.claimSet = binary.LittleEndian.Uint32(b[2:])
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))

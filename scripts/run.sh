@@ -43,6 +43,7 @@ for port in 3000 3001 3002; do
   wait_for "http://127.0.0.1:$port/jwks" "the OpenID provider on port $port" "run/idp-$port.log"
 done
 
+export ACME_INTROSPECTION_SECRET=gateway-secret
 bin/caddy run --config Caddyfile.example --adapter caddyfile >run/caddy.log 2>&1 &
 pids+=($!)
 wait_for "http://localhost:2019/config/" "Caddy" run/caddy.log
@@ -53,6 +54,8 @@ token() { # issuer-port
 }
 ACME=$(token 3000)
 CORP=$(token 3002)
+OPAQUE=$(curl -fsS -u cc-client:cc-secret -d grant_type=client_credentials -d scope=read \
+  -d resource=urn:example:opaque http://127.0.0.1:3000/token | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 
 # Prove the line we print works before printing it.
 for _ in $(seq 1 50); do
@@ -74,6 +77,9 @@ caddy-keymanager demo is running (logs in run/). Tokens below are valid for 5 mi
 
   # the corporate (Global Key Manager) token works for every tenant
   curl -s -H "Authorization: Bearer $CORP" http://127.0.0.1:8080/acme/orders
+
+  # an opaque ACME token, validated by RFC 7662 introspection (then cached)
+  curl -s -H "Authorization: Bearer $OPAQUE" http://127.0.0.1:8080/acme/orders
 
   # an ACME token on Globex's API is refused (401, 900901)
   curl -s -i -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/globex/orders
