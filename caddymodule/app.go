@@ -156,7 +156,7 @@ func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanage
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
-		km, key, err := a.acquire(tenant, prepared)
+		km, key, err := a.acquire(tenant, prepared, conn)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
@@ -171,13 +171,14 @@ type pooledKM struct{ *keymanagers.KeyManager }
 
 func (p *pooledKM) Destruct() error { p.Close(); return nil }
 
-func (a *App) acquire(tenant string, def keymanagers.Definition) (*keymanagers.KeyManager, string, error) {
+func (a *App) acquire(tenant string, def keymanagers.Definition, conn keymanagers.Connector) (*keymanagers.KeyManager, string, error) {
 	key := "km|" + keymanagers.Fingerprint(tenant, def)
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		km, err := keymanagers.NewKeyManager(tenant, def, keymanagers.Options{
 			// A pooled runtime may outlive this config: give it a logger
 			// that does not depend on the config's context.
-			Logger: caddy.Log().Named("keymanagers"),
+			Logger:    caddy.Log().Named("keymanagers"),
+			Connector: conn,
 		})
 		if err != nil {
 			return nil, err

@@ -163,19 +163,17 @@ type placedKM struct {
 func checkPlaced(app *App, placed []placedKM) error {
 	type seen struct {
 		p   placedKM
-		iss string
+		iss []string
 	}
-	issuerOf := func(p placedKM) string {
-		conn, err := connectorFor(p.def)
-		if err != nil {
-			return p.def.Issuer
-		}
+	issuerOf := func(p placedKM) []string {
 		def := *p.def
-		_ = conn.Derive(&def)
-		if !def.IsEnabled() {
-			return ""
+		if conn, err := connectorFor(p.def); err == nil {
+			_ = conn.Derive(&def)
 		}
-		return def.Issuer
+		if !def.IsEnabled() || def.Issuer == "" {
+			return nil
+		}
+		return append([]string{def.Issuer}, def.AdditionalIssuers...)
 	}
 	var globals []seen
 	for _, p := range placed {
@@ -204,18 +202,17 @@ func checkPlaced(app *App, placed []placedKM) error {
 		}
 		byIss := map[string]seen{}
 		for _, v := range visible {
-			if v.iss == "" {
-				continue
-			}
-			if prev, ok := byIss[v.iss]; ok {
-				who := "the Global Key Managers"
-				if tn != "" {
-					who = "tenant " + tn
+			for _, iss := range v.iss {
+				if prev, ok := byIss[iss]; ok {
+					who := "the Global Key Managers"
+					if tn != "" {
+						who = "tenant " + tn
+					}
+					return fmt.Errorf("%s:%d: %s: key managers %q (%s:%d) and %q have the same issuer %q; a token's issuer must pick exactly one Key Manager",
+						v.p.file, v.p.line, who, prev.p.def.Name, prev.p.file, prev.p.line, v.p.def.Name, iss)
 				}
-				return fmt.Errorf("%s:%d: %s: key managers %q (%s:%d) and %q have the same issuer %q; a token's issuer must pick exactly one Key Manager",
-					v.p.file, v.p.line, who, prev.p.def.Name, prev.p.file, prev.p.line, v.p.def.Name, v.iss)
+				byIss[iss] = v
 			}
-			byIss[v.iss] = v
 		}
 	}
 	return nil
@@ -270,6 +267,7 @@ func connectorTypes() []string {
 //		description TEXT
 //		enabled true|false
 //		issuer URL
+//		additional_issuers URL...
 //		well_known_url URL
 //		jwks_url URL
 //		certificate_file PATH     # read into certificate_pem
@@ -405,6 +403,12 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 				return nil, d.ArgErr()
 			}
 			def.Audiences = append(def.Audiences, args...)
+		case "additional_issuers":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			def.AdditionalIssuers = append(def.AdditionalIssuers, args...)
 		case "allowed_algorithms":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

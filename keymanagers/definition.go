@@ -65,6 +65,10 @@ type Definition struct {
 	// Issuer is the exact "iss" of this Key Manager's tokens. Default: from
 	// the connector, else from discovery.
 	Issuer string `json:"issuer,omitempty"`
+	// AdditionalIssuers are further exact issuers this Key Manager vouches
+	// for (for example Azure AD's v1 and v2 issuers of one tenant). Each
+	// picks this Key Manager just as Issuer does.
+	AdditionalIssuers []string `json:"additional_issuers,omitempty"`
 	// WellKnownURL is the OIDC or RFC 8414 discovery document.
 	WellKnownURL string `json:"well_known_url,omitempty"`
 	// JWKSURL is the key set that verifies this Key Manager's JWTs.
@@ -336,6 +340,17 @@ func (d *Definition) Validate() error {
 	}
 	if d.Issuer != "" && strings.TrimSpace(d.Issuer) != d.Issuer {
 		add("issuer", "must not start or end with white space")
+	}
+	for i, iss := range d.AdditionalIssuers {
+		if iss == "" || strings.TrimSpace(iss) != iss {
+			add(fmt.Sprintf("additional_issuers[%d]", i), "must be a non-empty issuer without surrounding white space")
+		}
+		if iss == d.Issuer {
+			add(fmt.Sprintf("additional_issuers[%d]", i), "repeats issuer")
+		}
+	}
+	if len(d.AdditionalIssuers) > 0 && d.Issuer == "" {
+		add("issuer", "additional_issuers need issuer to be set")
 	}
 	switch d.TokenValidation {
 	case ValidationJWT, ValidationIntrospection, ValidationAuto:

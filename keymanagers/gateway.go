@@ -190,6 +190,12 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		// Manager even about JWTs.
 		return g.introspectAndCache(ctx, t, km, token, p, proj)
 	}
+	if hc, ok := km.connector.(HeaderChecker); ok {
+		h := TokenHeader{Alg: jws.header.Alg, Kid: jws.header.Kid, Typ: jws.header.Typ, HasNonce: len(jws.header.Nonce) > 0}
+		if err := hc.CheckHeader(h, claims); err != nil {
+			return nil, err
+		}
+	}
 	if err := km.verify(ctx, jws); err != nil {
 		return nil, err
 	}
@@ -201,9 +207,18 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if km.def.RequireATJWT && !isATJWT(jws.header.Typ) {
 		return nil, ErrWrongType
 	}
-	p.Subject = km.subject(claims)
-	p.ClientID = km.clientID(claims)
-	p.Scopes = strings.Join(km.scopes(claims), " ")
+	if cc, ok := km.connector.(ClaimsChecker); ok {
+		if err := cc.CheckClaims(claims); err != nil {
+			return nil, err
+		}
+	}
+	pf := PrincipalFields{Subject: km.subject(claims), ClientID: km.clientID(claims), Scopes: km.scopes(claims)}
+	if pm, ok := km.connector.(PrincipalMapper); ok {
+		pm.MapPrincipal(claims, &pf)
+	}
+	p.Subject = pf.Subject
+	p.ClientID = pf.ClientID
+	p.Scopes = strings.Join(pf.Scopes, " ")
 	p.hardExpiry = exp
 	soft := exp
 	if lim := now.Add(g.cache.maxTTL).Unix(); lim < soft {
@@ -287,6 +302,14 @@ func (g *Gateway) electOpaque(ctx context.Context, t *Tenant, route *Route, toke
 	}
 	if claims != nil {
 		return nil, ErrUnknownIssuer
+	}
+	// Nobody introspects it: let a vendor explain why, if one can.
+	for _, km := range t.kms {
+		if route.accepts(km.def.Name) && km.def.IsEnabled() {
+			if r, ok := km.connector.(OpaqueRefuser); ok {
+				return nil, r.RefuseOpaque()
+			}
+		}
 	}
 	return nil, ErrOpaqueToken
 }

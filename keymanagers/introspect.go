@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -403,7 +404,7 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 	if r.nbf != 0 && r.nbf > n+skew {
 		return ErrNotYetValid
 	}
-	if iss := km.Issuer(); iss != "" && r.iss != "" && r.iss != iss {
+	if r.iss != "" && km.Issuer() != "" && !slices.Contains(km.Issuers(), r.iss) {
 		return ErrWrongTokenIssuer
 	}
 	if km.audiences != nil {

@@ -41,6 +41,7 @@ type KeyManager struct {
 	introspectURL atomic.Pointer[string]
 	tokenURL      atomic.Pointer[string]
 	intro         *introspector
+	connector     Connector
 	discovered    atomic.Bool
 
 	keys        atomic.Pointer[keySet]
@@ -75,6 +76,9 @@ type Options struct {
 	Logger *zap.Logger
 	// Now is the clock (tests inject one). Default time.Now.
 	Now func() time.Time
+	// Connector is the definition's connector, for its vendor quirks
+	// (HeaderChecker, ClaimsChecker, PrincipalMapper, OpaqueRefuser).
+	Connector Connector
 }
 
 // NewKeyManager builds the runtime of a definition that has already had
@@ -95,6 +99,7 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 		now:         opts.Now,
 		allowedAlgs: map[string]bool{},
 		done:        make(chan struct{}),
+		connector:   opts.Connector,
 	}
 	km.ctx, km.cancel = context.WithCancel(context.Background())
 	rules, err := compileTokenRules(def.TokenHandling)

@@ -94,14 +94,25 @@ func buildTenant(name string, own, globals []*KeyManager) (*Tenant, error) {
 			t.dynamic = append(t.dynamic, km)
 			continue
 		}
-		iss := km.def.Issuer
-		if prev, ok := t.byIssuer[iss]; ok {
-			return nil, fmt.Errorf("tenant %q: key managers %s and %s have the same issuer %q; a token's issuer must pick exactly one Key Manager",
-				name, prev.label(), km.label(), iss)
+		for _, iss := range km.Issuers() {
+			if prev, ok := t.byIssuer[iss]; ok {
+				return nil, fmt.Errorf("tenant %q: key managers %s and %s have the same issuer %q; a token's issuer must pick exactly one Key Manager",
+					name, prev.label(), km.label(), iss)
+			}
+			t.byIssuer[iss] = km
 		}
-		t.byIssuer[iss] = km
 	}
 	return t, nil
+}
+
+// Issuers returns every issuer the Key Manager vouches for (the configured
+// or discovered one first).
+func (km *KeyManager) Issuers() []string {
+	out := make([]string, 0, 1+len(km.def.AdditionalIssuers))
+	if iss := km.Issuer(); iss != "" {
+		out = append(out, iss)
+	}
+	return append(out, km.def.AdditionalIssuers...)
 }
 
 func (km *KeyManager) label() string {
