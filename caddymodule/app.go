@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
@@ -47,8 +48,16 @@ type App struct {
 
 	gateway  *keymanagers.Gateway
 	logger   *zap.Logger
+	ctx      caddy.Context
 	poolKeys []string
 	kms      []*keymanagers.KeyManager
+
+	// Key Managers from the config (read-only through the admin API).
+	cfgTenants map[string][]*keymanagers.KeyManager
+	cfgGlobals []*keymanagers.KeyManager
+	storage    certmagic.Storage
+	dyn        *dynState
+	started    bool
 
 	claimsMu  *sync.Mutex
 	projected []string
@@ -68,14 +77,11 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-type destructor struct{ close func() }
-
-func (d destructor) Destruct() error { d.close(); return nil }
-
 // Provision builds every Key Manager and the registry. It does no network
 // I/O: keys are fetched in the background once the app starts.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
 	a.claimsMu = new(sync.Mutex)
 	maxTTL := time.Duration(a.MaxTTL)
 	if maxTTL == 0 {
@@ -120,8 +126,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("keymanagers: %v", err)
 	}
+	a.cfgTenants, a.cfgGlobals = tenants, globals
 	a.gateway = keymanagers.NewGateway(reg, cache, a.logger, nil)
 	a.addProjectedClaims(a.ExposeClaims)
+	// Key Managers made through the admin API live in Caddy's storage;
+	// reading them is local I/O only.
+	if err := a.initDynamic(ctx); err != nil {
+		a.logger.Error("reading API-made key managers from storage; continuing with the configured ones", zap.Error(err))
+	}
 	return nil
 }
 
@@ -132,7 +144,6 @@ func (p *pooledCache) Destruct() error { return p.Close() }
 // buildAll prepares and instantiates definitions (or reuses pooled
 // runtimes of identical definitions).
 func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanagers.Definition) ([]*keymanagers.KeyManager, error) {
-	repl := caddy.NewReplacer()
 	var out []*keymanagers.KeyManager
 	seen := map[string]bool{}
 	for i, d := range defs {
@@ -144,15 +155,7 @@ func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanage
 			return nil, fmt.Errorf("%s: name: %q is defined twice", where, d.Name)
 		}
 		seen[d.Name] = true
-		def := *d
-		conn, err := loadConnector(ctx, &def)
-		if err != nil {
-			return nil, fmt.Errorf("%s: connector: %v", where, err)
-		}
-		def.ClientID = repl.ReplaceKnown(def.ClientID, "")
-		def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
-		def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
-		prepared, err := keymanagers.Prepare(def, conn)
+		prepared, conn, err := a.prepare(*d)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
@@ -165,6 +168,21 @@ func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanage
 		out = append(out, km)
 	}
 	return out, nil
+}
+
+// prepare is the one validation path for a definition, from the config or
+// the admin API: connector, secrets placeholders, defaults, checks.
+func (a *App) prepare(def keymanagers.Definition) (keymanagers.Definition, keymanagers.Connector, error) {
+	conn, err := loadConnector(a.ctx, &def)
+	if err != nil {
+		return def, nil, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}}
+	}
+	repl := caddy.NewReplacer()
+	def.ClientID = repl.ReplaceKnown(def.ClientID, "")
+	def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
+	def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
+	prepared, err := keymanagers.Prepare(def, conn)
+	return prepared, conn, err
 }
 
 type pooledKM struct{ *keymanagers.KeyManager }
@@ -220,15 +238,31 @@ func (a *App) Start() error {
 	for _, km := range a.kms {
 		km.Start()
 	}
+	if a.dyn != nil {
+		a.dyn.mu.Lock()
+		a.started = true
+		for _, m := range a.dyn.kms {
+			for _, k := range m {
+				k.km.Start()
+			}
+		}
+		a.dyn.mu.Unlock()
+		a.startSync()
+	}
 	return nil
 }
 
-// Stop is a no-op: pooled runtimes stop when the last config using them is
-// cleaned up.
-func (a *App) Stop() error { return nil }
+// Stop ends the storage sync. Pooled runtimes stop when the last config
+// using them is cleaned up.
+func (a *App) Stop() error {
+	a.stopSync()
+	return nil
+}
 
 // Cleanup releases pooled values.
 func (a *App) Cleanup() error {
+	a.stopSync()
+	a.releaseDynamic()
 	for _, k := range a.poolKeys {
 		_, _ = pool.Delete(k)
 	}

@@ -24,7 +24,8 @@ type Gateway struct {
 	logger *zap.Logger
 	now    func() time.Time
 
-	projected atomic.Pointer[projection]
+	projected   atomic.Pointer[projection]
+	revocations atomic.Pointer[Revocations]
 }
 
 type projection struct {
@@ -125,6 +126,9 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 				case now < p.ExpiresAt && p.negative:
 					return nil, p.negativeError()
 				case now < p.ExpiresAt:
+					if g.revocations.Load().revoked(&p.key, p.Issuer, p.JTI) {
+						return nil, ErrRevoked
+					}
 					p.Tenant = tenant
 					return p, nil
 				case !p.negative && km.def.StaleIfError > 0 && now < p.hardExpiry &&
@@ -139,8 +143,14 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 		p = new(Principal)
 		p.key = key
 	}
+	if rv := g.revocations.Load(); rv.Len() > 0 && rv.revoked(&p.key, "", "") {
+		return nil, ErrRevoked // by token hash: no need to ask anyone
+	}
 	res, err := g.validate(ctx, t, route, token, p, proj)
-	if err != nil && stale != nil && Classify(err).Kind == KindUnavailable {
+	if err == nil && g.revocations.Load().revoked(&res.key, res.Issuer, res.JTI) {
+		return nil, ErrRevoked
+	}
+	if err != nil && stale != nil && Classify(err).Kind == KindUnavailable && !g.revocations.Load().revoked(&stale.key, stale.Issuer, stale.JTI) {
 		if c := g.logger.Check(zap.DebugLevel, "serving a stale introspection result while the key manager fails"); c != nil {
 			c.Write(zap.String("tenant", tenant), zap.String("key_manager", stale.KeyManager))
 		}
@@ -218,6 +228,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	}
 	p.Subject = pf.Subject
 	p.ClientID = pf.ClientID
+	p.JTI, _ = claimString(claims["jti"])
 	p.Scopes = strings.Join(pf.Scopes, " ")
 	p.hardExpiry = exp
 	soft := exp
@@ -247,7 +258,7 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 	}
 	// The cache entry stores each field with a 16-bit length: refuse rather
 	// than truncate (a cut scope list could grant a shorter scope).
-	for _, f := range []string{p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+	for _, f := range []string{p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		if len(f) > maxFieldLen {
 			return nil, detailed(ErrTokenTooLarge, "a claim is longer than the gateway keeps")
 		}
@@ -351,6 +362,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		}
 		q.Subject = res.subject
 		q.ClientID = res.clientID
+		q.JTI, _ = claimString(res.claims["jti"])
 		q.Scopes = strings.Join(res.scopes, " ")
 		soft := min(now.Add(time.Duration(km.def.IntrospectionCacheTTL)).Unix(), maxLife)
 		q.hardExpiry = soft

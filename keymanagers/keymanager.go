@@ -524,3 +524,26 @@ func (km *KeyManager) RefreshNow(ctx context.Context) error {
 	_, err, _ := km.sf.Do("jwks", func() (any, error) { return nil, km.fetchKeys(ctx) })
 	return err
 }
+
+// DiscoverMetadata reads def's well-known URL with def's TLS settings and
+// checks it is usable OIDC / RFC 8414 metadata (an issuer, and a jwks_uri
+// or an introspection_endpoint). For operators: it does not touch any
+// running Key Manager.
+func DiscoverMetadata(ctx context.Context, def Definition) (*Metadata, error) {
+	if def.Timeout == 0 {
+		def.Timeout = Duration(DefaultTimeout)
+	}
+	client, err := newHTTPClient(def)
+	if err != nil {
+		return nil, err
+	}
+	defer client.CloseIdleConnections()
+	md, err := FetchMetadata(ctx, client, def.WellKnownURL)
+	if err != nil {
+		return nil, err
+	}
+	if md.JWKSURI == "" && md.IntrospectionEndpoint == "" {
+		return nil, errors.New("not a valid OIDC/OAuth metadata document: it has neither jwks_uri nor introspection_endpoint")
+	}
+	return md, nil
+}

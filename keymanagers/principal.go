@@ -22,6 +22,8 @@ type Principal struct {
 	ClientID         string
 	// Scopes is the space-separated scope list.
 	Scopes string
+	// JTI is the token's jti claim, when it has one.
+	JTI string
 	// ExpiresAt is the unix time after which the result must not be used
 	// without asking the Key Manager again.
 	ExpiresAt int64
@@ -108,7 +110,7 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 2
+const entryVersion = 3
 
 const flagNegative = 1
 
@@ -135,7 +137,7 @@ func (p *Principal) negativeError() error {
 // encodeEntry serializes a result for the cache.
 func encodeEntry(p *Principal, claims [][2]string) []byte {
 	n := 2 + 4 + 8 + 8
-	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		n += 2 + len(s)
 	}
 	for _, c := range claims {
@@ -150,7 +152,7 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.hardExpiry))
-	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes} {
+	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		b = appendStr(b, s)
 	}
 	for _, c := range claims {
@@ -174,7 +176,7 @@ func decodeEntry(b []byte, p *Principal) error {
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
 	b = b[22:]
-	for _, dst := range []*string{&p.fingerprint, &p.KeyManager, &p.KeyManagerTenant, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes} {
+	for _, dst := range []*string{&p.fingerprint, &p.KeyManager, &p.KeyManagerTenant, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
 		s, rest, ok := readStr(b)
 		if !ok {
 			return errBadEntry

@@ -1,0 +1,344 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// maxAdminBody bounds admin request bodies.
+const maxAdminBody = 1 << 20
+
+// adminAPI serves /keymanagers/ on Caddy's admin endpoint. It keeps no
+// state of its own: Caddy builds a new one on every config load, and every
+// change goes to the keymanagers app (and its storage).
+type adminAPI struct {
+	app *App
+	log *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.keymanagers",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision finds the keymanagers app, if configured.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.log = ctx.Logger(a) //nolint:staticcheck // admin modules are not yet first-class (caddy#5032)
+	app, err := ctx.AppIfConfigured("keymanagers")
+	if err == nil {
+		a.app = app.(*App)
+	}
+	return nil
+}
+
+// Routes returns the admin routes.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/keymanagers/", Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func apiErr(status int, format string, args ...any) error {
+	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
+}
+
+func methodNotAllowed(r *http.Request, allowed ...string) error {
+	return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed,
+		Err: fmt.Errorf("method %s not allowed here (allowed: %s)", r.Method, strings.Join(allowed, ", "))}
+}
+
+// serve dispatches /keymanagers/... requests.
+func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	if a.app == nil {
+		return apiErr(http.StatusNotFound, "the keymanagers app is not configured")
+	}
+	rest := strings.TrimPrefix(r.URL.Path, "/keymanagers/")
+	parts := strings.Split(rest, "/")
+	switch {
+	case rest == "":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, "GET")
+		}
+		return writeJSON(w, http.StatusOK, a.app.listAll(""))
+	case rest == "discover":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(r, "POST")
+		}
+		return a.discover(w, r)
+	case rest == "cache":
+		if r.Method != http.MethodDelete {
+			return methodNotAllowed(r, "DELETE")
+		}
+		if err := a.app.gateway.Cache().Purge(); err != nil {
+			return apiErr(http.StatusInternalServerError, "purging the cache: %v", err)
+		}
+		a.audit(r, "", "", "purge_cache")
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	case rest == "revoke":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(r, "POST")
+		}
+		return a.revoke(w, r)
+	case len(parts) == 2 && parts[1] == "":
+		tenant := parts[0]
+		switch r.Method {
+		case http.MethodGet:
+			list := a.app.listAll(tenant)
+			if len(list) == 0 && !a.app.tenantExists(tenant) {
+				return apiErr(http.StatusNotFound, "tenant %q not found", tenant)
+			}
+			return writeJSON(w, http.StatusOK, list)
+		case http.MethodPost:
+			return a.create(w, r, tenant)
+		}
+		return methodNotAllowed(r, "GET", "POST")
+	case len(parts) == 2:
+		tenant, name := parts[0], parts[1]
+		switch r.Method {
+		case http.MethodGet:
+			v, err := a.app.getOne(tenant, name)
+			if err != nil {
+				return err
+			}
+			w.Header().Set("ETag", v.ETag)
+			return writeJSON(w, http.StatusOK, v)
+		case http.MethodPut:
+			return a.replace(w, r, tenant, name)
+		case http.MethodDelete:
+			return a.remove(w, r, tenant, name)
+		}
+		return methodNotAllowed(r, "GET", "PUT", "DELETE")
+	case len(parts) == 3 && parts[2] == "status":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, "GET")
+		}
+		km := a.app.find(parts[0], parts[1])
+		if km == nil {
+			return apiErr(http.StatusNotFound, "key manager %q of tenant %q not found", parts[1], parts[0])
+		}
+		st := km.Status()
+		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": st, "cache": a.app.cacheStatus()})
+	case len(parts) == 3 && parts[2] == "refresh":
+		if r.Method != http.MethodPost {
+			return methodNotAllowed(r, "POST")
+		}
+		km := a.app.find(parts[0], parts[1])
+		if km == nil {
+			return apiErr(http.StatusNotFound, "key manager %q of tenant %q not found", parts[1], parts[0])
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		a.audit(r, parts[0], parts[1], "refresh")
+		if err := km.RefreshNow(ctx); err != nil {
+			return writeJSON(w, http.StatusBadGateway, map[string]any{"error": "refresh failed: " + km.Status().LastError, "key_manager": km.Status()})
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": km.Status()})
+	}
+	return apiErr(http.StatusNotFound, "no such resource: %s", r.URL.Path)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return apiErr(http.StatusInternalServerError, "encoding the response: %v", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return nil
+}
+
+// writeFieldErrors answers 400 with every field problem.
+func writeFieldErrors(w http.ResponseWriter, err error) error {
+	var fe keymanagers.FieldErrors
+	if errors.As(err, &fe) {
+		return writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid key manager definition", "fields": fe})
+	}
+	return writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+}
+
+func (a *adminAPI) audit(r *http.Request, tenant, name, action string) {
+	a.app.logger.Info("keymanagers admin change",
+		zap.String("action", action), zap.String("tenant", tenant), zap.String("key_manager", name),
+		zap.String("remote_addr", r.RemoteAddr))
+}
+
+// decodeDefinition reads a strict JSON definition from the body.
+func decodeDefinition(r *http.Request) (keymanagers.Definition, error) {
+	var def keymanagers.Definition
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil {
+		return def, apiErr(http.StatusBadRequest, "reading the body: %v", err)
+	}
+	if len(body) > maxAdminBody {
+		return def, apiErr(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxAdminBody)
+	}
+	if err := caddy.StrictUnmarshalJSON(body, &def); err != nil {
+		return def, apiErr(http.StatusBadRequest, "invalid JSON definition: %v", err)
+	}
+	return def, nil
+}
+
+func (a *adminAPI) create(w http.ResponseWriter, r *http.Request, tenant string) error {
+	if tenant != keymanagers.GlobalTenant && !keymanagers.ValidName(tenant) {
+		return apiErr(http.StatusBadRequest, "tenant name %q is not valid", tenant)
+	}
+	def, err := decodeDefinition(r)
+	if err != nil {
+		return err
+	}
+	v, err := a.app.createKM(r.Context(), tenant, def)
+	if err != nil {
+		if isFieldErr(err) {
+			return writeFieldErrors(w, err)
+		}
+		return err
+	}
+	a.audit(r, tenant, def.Name, "create")
+	w.Header().Set("ETag", v.ETag)
+	w.Header().Set("Location", "/keymanagers/"+tenant+"/"+def.Name)
+	return writeJSON(w, http.StatusCreated, v)
+}
+
+func (a *adminAPI) replace(w http.ResponseWriter, r *http.Request, tenant, name string) error {
+	def, err := decodeDefinition(r)
+	if err != nil {
+		return err
+	}
+	if def.Name == "" {
+		def.Name = name
+	}
+	if def.Name != name {
+		return apiErr(http.StatusBadRequest, "the body names %q but the path names %q; a Key Manager cannot be renamed", def.Name, name)
+	}
+	v, err := a.app.replaceKM(r.Context(), tenant, def, r.Header.Get("If-Match"))
+	if err != nil {
+		if isFieldErr(err) {
+			return writeFieldErrors(w, err)
+		}
+		return err
+	}
+	a.audit(r, tenant, name, "replace")
+	w.Header().Set("ETag", v.ETag)
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (a *adminAPI) remove(w http.ResponseWriter, r *http.Request, tenant, name string) error {
+	if err := a.app.deleteKM(r.Context(), tenant, name, r.Header.Get("If-Match")); err != nil {
+		return err
+	}
+	a.audit(r, tenant, name, "delete")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func isFieldErr(err error) bool {
+	var fe keymanagers.FieldErrors
+	return errors.As(err, &fe)
+}
+
+// discover fills a definition from a well-known URL or connector fields.
+func (a *adminAPI) discover(w http.ResponseWriter, r *http.Request) error {
+	def, err := decodeDefinition(r)
+	if err != nil {
+		return err
+	}
+	if def.Name == "" {
+		def.Name = "discovered"
+	}
+	conn, err := loadConnector(a.app.ctx, &def)
+	if err != nil {
+		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}})
+	}
+	if err := conn.Derive(&def); err != nil {
+		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}})
+	}
+	if def.WellKnownURL == "" {
+		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "well_known_url", Message: "give well_known_url, or connector fields from which it follows"}})
+	}
+	timeout := time.Duration(def.Timeout)
+	if timeout <= 0 || timeout > 30*time.Second {
+		timeout = keymanagers.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
+	md, err := keymanagers.DiscoverMetadata(ctx, def)
+	if err != nil {
+		return writeJSON(w, http.StatusBadGateway, map[string]any{"error": fmt.Sprintf("discovery at %s failed: %v", def.WellKnownURL, err)})
+	}
+	if def.Issuer == "" {
+		def.Issuer = md.Issuer
+	}
+	if def.JWKSURL == "" && def.CertificatePEM == "" {
+		def.JWKSURL = md.JWKSURI
+	}
+	if def.IntrospectionURL == "" {
+		def.IntrospectionURL = md.IntrospectionEndpoint
+	}
+	if def.TokenURL == "" && def.IntrospectionAuth == keymanagers.AuthBearer {
+		def.TokenURL = md.TokenEndpoint
+	}
+	return writeJSON(w, http.StatusOK, def.Redacted())
+}
+
+// revokeRequest revokes by token or by (issuer, jti).
+type revokeRequest struct {
+	Token  string `json:"token,omitempty"`
+	Issuer string `json:"issuer,omitempty"`
+	JTI    string `json:"jti,omitempty"`
+	// ExpiresAt bounds how long the revocation is kept (default: 24h, or
+	// the JWT's exp when the token is a JWT).
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+}
+
+func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil || len(body) > maxAdminBody {
+		return apiErr(http.StatusBadRequest, "unreadable or too large body")
+	}
+	var req revokeRequest
+	if err := caddy.StrictUnmarshalJSON(body, &req); err != nil {
+		return apiErr(http.StatusBadRequest, "invalid JSON: %v", err)
+	}
+	rv, err := a.app.revoke(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	a.audit(r, "", "", "revoke")
+	return writeJSON(w, http.StatusCreated, rv)
+}
+
+// revocationID names a revocation in storage.
+func revocationID(rv keymanagers.Revocation) string {
+	if rv.TokenHash != "" {
+		return path.Join(storageRevocations, "t-"+rv.TokenHash+".json")
+	}
+	h := sha256.Sum256([]byte(rv.Issuer + "\x00" + rv.JTI))
+	return path.Join(storageRevocations, "j-"+hex.EncodeToString(h[:])+".json")
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner = (*adminAPI)(nil)
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+)

@@ -1,0 +1,352 @@
+package caddymodule
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+// Storage layout (Caddy storage, shared by every instance on it):
+//
+//	keymanagers/tenants/<tenant>/<name>.json   API-made Key Managers
+//	keymanagers/revocations/<id>.json          gateway revocations
+//	keymanagers/lock                           write lock
+const (
+	storageTenants     = "keymanagers/tenants"
+	storageRevocations = "keymanagers/revocations"
+	storageLock        = "keymanagers/lock"
+)
+
+// DefaultSyncInterval is how often storage is re-read.
+const DefaultSyncInterval = 10 * time.Second
+
+// storedRecord is one API-made Key Manager as stored.
+type storedRecord struct {
+	Definition keymanagers.Definition `json:"definition"`
+	Created    time.Time              `json:"created"`
+	Updated    time.Time              `json:"updated"`
+}
+
+// apiKM is a loaded API-made Key Manager.
+type apiKM struct {
+	tenant  string
+	rec     storedRecord
+	etag    string
+	km      *keymanagers.KeyManager
+	poolKey string
+}
+
+// dynState is the app's run-time state: API-made Key Managers and
+// revocations. It is touched only by the admin API and the storage sync,
+// under mu; the request path sees it through the Gateway's snapshots.
+type dynState struct {
+	mu          sync.Mutex
+	kms         map[string]map[string]*apiKM // tenant -> name
+	revocations map[string]keymanagers.Revocation
+	broken      map[string]string // storage key -> why it was not loaded (logged once)
+	cancel      context.CancelFunc
+	done        chan struct{}
+}
+
+func storageKey(tenant, name string) string {
+	return path.Join(storageTenants, tenant, name+".json")
+}
+
+func etagOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(h[:12]) + `"`
+}
+
+// initDynamic loads what the storage holds (local I/O only: no IdP is
+// contacted) so handlers provisioned after the app can see API-made
+// tenants and Key Managers.
+func (a *App) initDynamic(ctx caddy.Context) error {
+	a.dyn = &dynState{kms: map[string]map[string]*apiKM{}, revocations: map[string]keymanagers.Revocation{}, broken: map[string]string{}}
+	a.storage = ctx.Storage()
+	if a.storage == nil {
+		return nil
+	}
+	a.dyn.mu.Lock()
+	defer a.dyn.mu.Unlock()
+	return a.syncLocked(ctx)
+}
+
+// syncLocked re-reads storage and installs a new registry when anything
+// changed. A.dyn.mu must be held.
+func (a *App) syncLocked(ctx context.Context) error {
+	if a.storage == nil {
+		return nil
+	}
+	changed := false
+	keys, err := a.storage.List(ctx, storageTenants, true)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("listing %s in storage: %v", storageTenants, err)
+	}
+	present := map[string]bool{}
+	for _, k := range keys {
+		rel := strings.TrimPrefix(k, storageTenants+"/")
+		tenant, file, ok := strings.Cut(rel, "/")
+		if !ok || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
+			continue
+		}
+		name := strings.TrimSuffix(file, ".json")
+		present[tenant+"/"+name] = true
+		b, err := a.storage.Load(ctx, k)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				delete(present, tenant+"/"+name)
+				continue
+			}
+			return fmt.Errorf("loading %s: %v", k, err)
+		}
+		etag := etagOf(b)
+		if cur := a.dyn.kms[tenant][name]; cur != nil && cur.etag == etag {
+			continue
+		}
+		if a.dyn.broken[k] == etag {
+			continue
+		}
+		var rec storedRecord
+		if err := caddy.StrictUnmarshalJSON(b, &rec); err != nil || rec.Definition.Name != name || !keymanagers.ValidName(tenant) {
+			a.markBroken(k, etag, fmt.Sprintf("not a valid stored Key Manager (%v)", err))
+			continue
+		}
+		km, poolKey, err := a.buildAPIKM(tenant, rec.Definition)
+		if err != nil {
+			a.markBroken(k, etag, err.Error())
+			continue
+		}
+		if a.dyn.kms[tenant] == nil {
+			a.dyn.kms[tenant] = map[string]*apiKM{}
+		}
+		if old := a.dyn.kms[tenant][name]; old != nil {
+			_, _ = pool.Delete(old.poolKey)
+		}
+		a.dyn.kms[tenant][name] = &apiKM{tenant: tenant, rec: rec, etag: etag, km: km, poolKey: poolKey}
+		if a.started {
+			km.Start()
+		}
+		changed = true
+	}
+	for tenant, m := range a.dyn.kms {
+		for name, k := range m {
+			if !present[tenant+"/"+name] {
+				_, _ = pool.Delete(k.poolKey)
+				delete(m, name)
+				changed = true
+			}
+		}
+		if len(m) == 0 {
+			delete(a.dyn.kms, tenant)
+		}
+	}
+	if a.syncRevocationsLocked(ctx) {
+		changed = true
+	}
+	if changed || a.gateway == nil {
+		return a.rebuildLocked()
+	}
+	return nil
+}
+
+func (a *App) markBroken(key, etag, why string) {
+	a.dyn.broken[key] = etag
+	a.logger.Error("ignoring a stored key manager", zap.String("storage_key", key), zap.String("reason", why))
+}
+
+// buildAPIKM prepares a stored definition exactly as config ones are.
+func (a *App) buildAPIKM(tenant string, def keymanagers.Definition) (*keymanagers.KeyManager, string, error) {
+	prepared, conn, err := a.prepare(def)
+	if err != nil {
+		return nil, "", err
+	}
+	return a.acquire(tenant, prepared, conn)
+}
+
+// rebuildLocked merges config and API Key Managers into a new registry
+// and swaps it in.
+func (a *App) rebuildLocked() error {
+	reg, err := a.composeLocked(nil)
+	if err != nil {
+		// A stored definition conflicts with the config (e.g. same issuer):
+		// keep serving the last good registry and say why.
+		a.logger.Error("key managers from storage conflict with the configuration; keeping the previous set", zap.Error(err))
+		return err
+	}
+	a.gateway.Swap(reg)
+	a.gateway.SetRevocations(keymanagers.NewRevocations(a.revocationListLocked(), time.Now()))
+	return nil
+}
+
+// composeLocked builds a registry of config plus API Key Managers, with
+// extra (tenant, km) added, without installing it.
+func (a *App) composeLocked(extra *apiKM) (*keymanagers.Registry, error) {
+	tenants := map[string][]*keymanagers.KeyManager{}
+	for t, kms := range a.cfgTenants {
+		tenants[t] = append([]*keymanagers.KeyManager(nil), kms...)
+	}
+	globals := append([]*keymanagers.KeyManager(nil), a.cfgGlobals...)
+	add := func(k *apiKM) {
+		if k.tenant == keymanagers.GlobalTenant {
+			globals = append(globals, k.km)
+		} else {
+			tenants[k.tenant] = append(tenants[k.tenant], k.km)
+		}
+	}
+	for _, k := range a.sortedAPIKMsLocked() {
+		if extra != nil && k.tenant == extra.tenant && k.km.Name() == extra.km.Name() {
+			continue // replaced by extra
+		}
+		add(k)
+	}
+	if extra != nil {
+		add(extra)
+	}
+	return keymanagers.NewRegistry(tenants, globals)
+}
+
+// sortedAPIKMsLocked lists API Key Managers in a stable order: creation
+// time, then name (their election order after the config's).
+func (a *App) sortedAPIKMsLocked() []*apiKM {
+	var out []*apiKM
+	for _, m := range a.dyn.kms {
+		for _, k := range m {
+			out = append(out, k)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].rec.Created.Equal(out[j].rec.Created) {
+			return out[i].rec.Created.Before(out[j].rec.Created)
+		}
+		if out[i].tenant != out[j].tenant {
+			return out[i].tenant < out[j].tenant
+		}
+		return out[i].km.Name() < out[j].km.Name()
+	})
+	return out
+}
+
+// syncRevocationsLocked re-reads revocations; it reports a change.
+func (a *App) syncRevocationsLocked(ctx context.Context) bool {
+	keys, err := a.storage.List(ctx, storageRevocations, false)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("listing revocations", zap.Error(err))
+		}
+		keys = nil
+	}
+	now := time.Now()
+	seen := map[string]bool{}
+	changed := false
+	for _, k := range keys {
+		seen[k] = true
+		if _, ok := a.dyn.revocations[k]; ok {
+			continue
+		}
+		b, err := a.storage.Load(ctx, k)
+		if err != nil {
+			continue
+		}
+		var rv keymanagers.Revocation
+		if json.Unmarshal(b, &rv) != nil {
+			continue
+		}
+		if !rv.ExpiresAt.After(now) {
+			_ = a.storage.Delete(ctx, k) // expired: forget it
+			continue
+		}
+		a.dyn.revocations[k] = rv
+		changed = true
+	}
+	for k := range a.dyn.revocations {
+		if !seen[k] {
+			delete(a.dyn.revocations, k)
+			changed = true
+		}
+	}
+	return changed
+}
+
+func (a *App) revocationListLocked() []keymanagers.Revocation {
+	out := make([]keymanagers.Revocation, 0, len(a.dyn.revocations))
+	for _, r := range a.dyn.revocations {
+		out = append(out, r)
+	}
+	return out
+}
+
+// startSync re-reads storage every sync_interval until the app stops.
+func (a *App) startSync() {
+	if a.storage == nil {
+		return
+	}
+	interval := time.Duration(a.SyncInterval)
+	if interval <= 0 {
+		interval = DefaultSyncInterval
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.dyn.cancel = cancel
+	a.dyn.done = make(chan struct{})
+	go func() {
+		defer close(a.dyn.done)
+		defer func() {
+			if r := recover(); r != nil {
+				a.logger.Error("storage sync panicked", zap.Any("panic", r), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				sctx, scancel := context.WithTimeout(ctx, interval)
+				a.dyn.mu.Lock()
+				if err := a.syncLocked(sctx); err != nil {
+					a.logger.Warn("storage sync failed", zap.Error(err))
+				}
+				a.dyn.mu.Unlock()
+				scancel()
+			}
+		}
+	}()
+}
+
+func (a *App) stopSync() {
+	if a.dyn != nil && a.dyn.cancel != nil {
+		a.dyn.cancel()
+		<-a.dyn.done
+		a.dyn.cancel = nil
+	}
+}
+
+// releaseDynamic releases the pooled runtimes of API Key Managers.
+func (a *App) releaseDynamic() {
+	if a.dyn == nil {
+		return
+	}
+	a.dyn.mu.Lock()
+	defer a.dyn.mu.Unlock()
+	for _, m := range a.dyn.kms {
+		for _, k := range m {
+			_, _ = pool.Delete(k.poolKey)
+		}
+	}
+	a.dyn.kms = map[string]map[string]*apiKM{}
+}
