@@ -67,6 +67,9 @@ type App struct {
 type Tenant struct {
 	// KeyManagers are the tenant's own Key Managers, in election order.
 	KeyManagers []*keymanagers.Definition `json:"key_managers,omitempty"`
+	// Applications are the tenant's applications (application scopes and
+	// subscriptions), keyed by Key Manager and client id.
+	Applications []*keymanagers.Application `json:"applications,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -127,6 +130,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("keymanagers: %v", err)
 	}
 	a.cfgTenants, a.cfgGlobals = tenants, globals
+	if reg, err = reg.WithApplications(a.configApplications()); err != nil {
+		return fmt.Errorf("keymanagers: %v", err)
+	}
 	a.gateway = keymanagers.NewGateway(reg, cache, a.logger, nil)
 	a.addProjectedClaims(a.ExposeClaims)
 	// Key Managers made through the admin API live in Caddy's storage;
@@ -168,6 +174,17 @@ func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanage
 		out = append(out, km)
 	}
 	return out, nil
+}
+
+// configApplications returns the applications of the config's tenants.
+func (a *App) configApplications() map[string][]*keymanagers.Application {
+	out := map[string][]*keymanagers.Application{}
+	for name, t := range a.Tenants {
+		if t != nil && len(t.Applications) > 0 {
+			out[name] = t.Applications
+		}
+	}
+	return out
 }
 
 // prepare is the one validation path for a definition, from the config or

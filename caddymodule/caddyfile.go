@@ -16,6 +16,7 @@ import (
 	"github.com/dustin/go-humanize"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
+	"github.com/kmgate/caddy-keymanager/scopes"
 )
 
 func init() {
@@ -121,8 +122,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				if d.Val() == "application" {
+					ap, err := parseApplication(d)
+					if err != nil {
+						return nil, err
+					}
+					for _, prev := range t.Applications {
+						if prev.ID == ap.ID {
+							return nil, d.Errf("tenant %s: application %q is defined twice", tname, ap.ID)
+						}
+					}
+					t.Applications = append(t.Applications, ap)
+					continue
+				}
 				if d.Val() != "key_manager" {
-					return nil, d.Errf("tenant %s: unknown subdirective %q (expected key_manager)", tname, d.Val())
+					return nil, d.Errf("tenant %s: unknown subdirective %q (expected key_manager or application)", tname, d.Val())
 				}
 				if !d.NextArg() {
 					return nil, d.Err("key_manager: expected a name")
@@ -256,6 +270,60 @@ func connectorTypes() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// parseApplication parses
+//
+//	application ID {
+//		key_manager NAME
+//		client_id   ID
+//		scopes      SCOPE...
+//		deny_scopes SCOPE...
+//		subscriptions API...
+//	}
+func parseApplication(d *caddyfile.Dispenser) (*keymanagers.Application, error) {
+	if !d.NextArg() {
+		return nil, d.Err("application: expected an id")
+	}
+	ap := &keymanagers.Application{ID: d.Val()}
+	line := d.Line()
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for n := d.Nesting(); d.NextBlock(n); {
+		field := d.Val()
+		switch field {
+		case "key_manager", "client_id":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			if field == "key_manager" {
+				ap.KeyManager = v
+			} else {
+				ap.ClientID = v
+			}
+		case "scopes", "deny_scopes", "subscriptions":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			switch field {
+			case "scopes":
+				ap.Scopes = append(ap.Scopes, args...)
+			case "deny_scopes":
+				ap.DenyScopes = append(ap.DenyScopes, args...)
+			default:
+				ap.Subscriptions = append(ap.Subscriptions, args...)
+			}
+		default:
+			return nil, d.Errf("application %s: unknown subdirective %q (expected key_manager, client_id, scopes, deny_scopes or subscriptions)", ap.ID, field)
+		}
+	}
+	if err := ap.Validate(); err != nil {
+		return nil, fmt.Errorf("%s:%d: application %s: %v", d.File(), line, ap.ID, err)
+	}
+	return ap, nil
 }
 
 // parseKeyManager parses one Key Manager block (the dispenser is on its
@@ -573,6 +641,12 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		keep_token
 //		max_token_size SIZE
 //		realm REALM
+//		scope METHOD PATH SCOPE... [{ match any|all }]
+//		scope_strategy exact|hierarchic|wildcard
+//		unmatched allow|deny
+//		api NAME
+//		require_subscription
+//		require_claim CLAIM_PATH VALUE...
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -626,14 +700,69 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Realm = v
-		case "scope", "api", "require_subscription", "require_claim", "unmatched":
-			return d.Errf("%s: resource scopes, subscriptions and claim requirements are not available in this version yet", d.Val())
+		case "scope":
+			args := d.RemainingArgs()
+			if len(args) < 3 {
+				return d.Err("scope: expected METHOD PATH SCOPE...")
+			}
+			rule := ScopeRule{Method: args[0], Path: args[1], Scopes: args[2:]}
+			for n := d.Nesting(); d.NextBlock(n); {
+				if d.Val() != "match" {
+					return d.Errf("scope: unknown option %q (expected match any|all)", d.Val())
+				}
+				v, err := oneArg(d)
+				if err != nil {
+					return err
+				}
+				rule.Match = v
+			}
+			h.Scope = append(h.Scope, rule)
+		case "scope_strategy", "unmatched", "api":
+			field := d.Val()
+			v, err := oneArg(d)
+			if err != nil {
+				return err
+			}
+			switch field {
+			case "scope_strategy":
+				h.ScopeStrategy = v
+			case "unmatched":
+				h.Unmatched = v
+			default:
+				h.API = v
+			}
+		case "require_subscription":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.RequireSubscription = true
+		case "require_claim":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Err("require_claim: expected CLAIM_PATH VALUE...")
+			}
+			if _, err := scopes.ParseClaimPath(args[0]); err != nil {
+				return d.Errf("require_claim: %v", err)
+			}
+			h.RequireClaim = append(h.RequireClaim, ClaimRequirement{Claim: args[0], Values: args[1:]})
 		default:
 			return d.Errf("keymanager: unknown subdirective %q", d.Val())
 		}
 	}
 	if h.Tenant == "" {
 		return d.Err("keymanager: tenant is required")
+	}
+	if len(h.Scope) > 0 || h.Unmatched != "" || h.ScopeStrategy != "" {
+		cfg := scopes.Config{Unmatched: h.Unmatched, Strategy: h.ScopeStrategy}
+		for _, r := range h.Scope {
+			cfg.Rules = append(cfg.Rules, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
+		}
+		if _, err := scopes.Compile(cfg); err != nil {
+			return d.Errf("keymanager: %v", err)
+		}
+	}
+	if h.RequireSubscription && h.API == "" {
+		return d.Err("keymanager: require_subscription needs api NAME")
 	}
 	return nil
 }

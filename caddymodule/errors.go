@@ -29,6 +29,7 @@ var edge = map[keymanagers.Kind]edgeResponse{
 	keymanagers.KindUnknownTenant:     {http.StatusNotFound, 0, "Not Found", ""},
 	keymanagers.KindUnavailable:       {http.StatusServiceUnavailable, 900900, "Unclassified Authentication Failure", ""},
 	keymanagers.KindInternal:          {http.StatusInternalServerError, 900900, "Unclassified Authentication Failure", ""},
+	keymanagers.KindBadRequest:        {http.StatusBadRequest, 0, "Bad Request", ""},
 }
 
 // errorBody is the WSO2-compatible JSON error body.
@@ -43,6 +44,12 @@ type errorBody struct {
 // body); otherwise it writes the WSO2-compatible JSON body itself. Either
 // way the status and WWW-Authenticate header are the same.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, tenant string, err error) error {
+	return h.denyScope(w, r, repl, tenant, err, nil)
+}
+
+// denyScope is deny with the scopes that would satisfy the resource (for
+// the insufficient_scope challenge).
+func (h *Handler) denyScope(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, tenant string, err error, required []string) error {
 	e := keymanagers.Classify(err)
 	resp := edge[e.Kind]
 	h.logDenial(r, tenant, err, e)
@@ -62,6 +69,10 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 			b.WriteString(`", error_description=`)
 			b.WriteString(quote(e.Description))
 		}
+		if len(required) > 0 {
+			b.WriteString(`, scope=`)
+			b.WriteString(quote(strings.Join(required, " ")))
+		}
 		w.Header().Set("WWW-Authenticate", b.String())
 	case resp.status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
@@ -74,7 +85,11 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	if hasErrorRoutes(r) {
 		return caddyhttp.Error(resp.status, err)
 	}
-	body, _ := json.Marshal(errorBody{Code: resp.code, Message: resp.message, Description: e.Description})
+	desc := e.Description
+	if len(required) > 0 {
+		desc += " Required (any of): " + strings.Join(required, ", ") + "."
+	}
+	body, _ := json.Marshal(errorBody{Code: resp.code, Message: resp.message, Description: desc})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.Header().Set("Cache-Control", "no-store")

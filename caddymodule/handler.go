@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
+	"github.com/kmgate/caddy-keymanager/scopes"
 )
 
 func init() {
@@ -51,17 +52,52 @@ type Handler struct {
 	// tenant name).
 	Realm string `json:"realm,omitempty"`
 
+	// Scope are the resource scope rules (METHOD PATH SCOPE...): the most
+	// specific rule for the request decides which scopes it needs.
+	Scope []ScopeRule `json:"scope,omitempty"`
+	// ScopeStrategy is exact (default), hierarchic or wildcard.
+	ScopeStrategy string `json:"scope_strategy,omitempty"`
+	// Unmatched decides requests no scope rule matches: allow (default)
+	// or deny.
+	Unmatched string `json:"unmatched,omitempty"`
+	// API names the API this route serves (for subscriptions).
+	API string `json:"api,omitempty"`
+	// RequireSubscription refuses (403) tokens whose application is not
+	// subscribed to API, and tokens that name no known application.
+	RequireSubscription bool `json:"require_subscription,omitempty"`
+	// RequireClaim lists claim requirements; all must hold.
+	RequireClaim []ClaimRequirement `json:"require_claim,omitempty"`
+
 	app       *App
 	route     *keymanagers.Route
 	dynTenant bool
 	forward   []forwardHeader
 	logger    *zap.Logger
+	policy    *scopes.Policy
+	claimReqs []scopes.ClaimRequirement
 }
 
 // ForwardClaim copies one claim into one upstream request header.
 type ForwardClaim struct {
 	Claim  string `json:"claim"`
 	Header string `json:"header"`
+}
+
+// ScopeRule is one `scope METHOD PATH SCOPE...` rule.
+type ScopeRule struct {
+	Method string   `json:"method"`
+	Path   string   `json:"path"`
+	Scopes []string `json:"scopes"`
+	// Match is any (default: one scope suffices) or all.
+	Match string `json:"match,omitempty"`
+}
+
+// ClaimRequirement is one `require_claim PATH VALUE...`: the claim at the
+// dot path (into nested objects) must equal one of the values, or be an
+// array holding one of them.
+type ClaimRequirement struct {
+	Claim  string   `json:"claim"`
+	Values []string `json:"values"`
 }
 
 type forwardHeader struct {
@@ -98,6 +134,30 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: textproto.CanonicalMIMEHeaderKey(f.Header)})
 		claims = append(claims, f.Claim)
 	}
+	if len(h.Scope) > 0 || h.Unmatched != "" || h.ScopeStrategy != "" {
+		cfg := scopes.Config{Unmatched: h.Unmatched, Strategy: h.ScopeStrategy}
+		for _, r := range h.Scope {
+			cfg.Rules = append(cfg.Rules, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
+		}
+		p, err := scopes.Compile(cfg)
+		if err != nil {
+			return fmt.Errorf("keymanager: %v", err)
+		}
+		h.policy = p
+	}
+	for i, c := range h.RequireClaim {
+		path, err := scopes.ParseClaimPath(c.Claim)
+		if err != nil {
+			return fmt.Errorf("keymanager: require_claim[%d]: %v", i, err)
+		}
+		if len(c.Values) == 0 {
+			return fmt.Errorf("keymanager: require_claim[%d]: needs at least one value", i)
+		}
+		h.claimReqs = append(h.claimReqs, scopes.ClaimRequirement{Path: path, Values: c.Values})
+		claims = append(claims, path[0])
+	}
+	// Application scopes decide "the application's own token" from these.
+	claims = append(claims, keymanagers.ClientMarkerClaims...)
 	h.app.addProjectedClaims(claims)
 	return nil
 }
@@ -120,6 +180,9 @@ func (h *Handler) Validate() error {
 		if strings.EqualFold(f.Header, "Authorization") {
 			return fmt.Errorf("keymanager: forward_claim[%d]: refusing to overwrite the Authorization header", i)
 		}
+	}
+	if h.RequireSubscription && h.API == "" {
+		return errors.New("keymanager: require_subscription needs api NAME")
 	}
 	if h.dynTenant {
 		return nil
@@ -167,6 +230,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return h.deny(w, r, repl, tenant, err)
 	}
+	if required, err := h.authorize(r, tenant, p); err != nil {
+		return h.denyScope(w, r, repl, tenant, err, required)
+	}
 	if repl != nil {
 		repl.Map(principalPlaceholders(p))
 	}
@@ -180,6 +246,48 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		r.Header.Del("Authorization")
 	}
 	return next.ServeHTTP(w, r)
+}
+
+// authorize applies application scopes, subscriptions, claim requirements
+// and resource scopes to a valid principal. It may replace p.Scopes with
+// the effective scopes.
+func (h *Handler) authorize(r *http.Request, tenant string, p *keymanagers.Principal) ([]string, error) {
+	var app *keymanagers.Application
+	if t := h.app.gateway.Registry().Tenant(tenant); t != nil {
+		app = t.Application(p.KeyManager, p.ClientID)
+	}
+	if app != nil && (len(app.Scopes) > 0 || len(app.DenyScopes) > 0) {
+		var add []string
+		if p.OwnedByClient() {
+			add = app.Scopes
+		}
+		p.Scopes = scopes.Effective(p.Scopes, add, app.DenyScopes)
+	}
+	if h.RequireSubscription {
+		if app == nil {
+			return nil, keymanagers.ErrNoApplication
+		}
+		if !app.Subscribed(h.API) {
+			return nil, keymanagers.ErrNotSubscribed
+		}
+	}
+	for _, c := range h.claimReqs {
+		raw, ok := p.ClaimRaw(c.Path[0])
+		if !ok || !c.SatisfiedBy([]byte(raw)) {
+			return nil, keymanagers.ErrClaimRequirement
+		}
+	}
+	if h.policy != nil {
+		path, ok := scopes.NormalizePath(r.URL.EscapedPath())
+		if !ok {
+			return nil, keymanagers.ErrBadPath
+		}
+		d := h.policy.Check(r.Method, path, p.Scopes)
+		if !d.Allowed {
+			return d.Required, keymanagers.ErrInsufficientScope
+		}
+	}
+	return nil, nil
 }
 
 // extractToken reads the bearer token from the Authorization header.

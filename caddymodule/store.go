@@ -217,7 +217,11 @@ func (a *App) composeLocked(extra *apiKM) (*keymanagers.Registry, error) {
 	if extra != nil {
 		add(extra)
 	}
-	return keymanagers.NewRegistry(tenants, globals)
+	reg, err := keymanagers.NewRegistry(tenants, globals)
+	if err != nil {
+		return nil, err
+	}
+	return reg.WithApplications(a.configApplications())
 }
 
 // sortedAPIKMsLocked lists API Key Managers in a stable order: creation

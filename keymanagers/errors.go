@@ -18,6 +18,7 @@ const (
 	KindForbidden                     // 403, 900908
 	KindUnknownTenant                 // 404
 	KindUnavailable                   // 503, 900900
+	KindBadRequest                    // 400
 )
 
 // Error is a classified authentication failure. Description is safe to show
@@ -53,6 +54,12 @@ var (
 	ErrUnavailable      = &Error{KindUnavailable, "The Key Manager that issued the access token cannot be reached right now; try again later."}
 	ErrNoKeys           = &Error{KindUnavailable, "The Key Manager's signing keys are not available right now; try again later."}
 	ErrKeyManagerFailed = &Error{KindUnavailable, "The Key Manager is misconfigured or failing; the gateway's operators have been told."}
+
+	ErrInsufficientScope = &Error{KindInsufficientScope, "The access token does not have a scope this resource requires."}
+	ErrNotSubscribed     = &Error{KindForbidden, "The application is not subscribed to this API."}
+	ErrNoApplication     = &Error{KindForbidden, "The access token does not identify a subscribed application (no client id, or an unknown one)."}
+	ErrClaimRequirement  = &Error{KindForbidden, "The access token lacks a claim value this resource requires."}
+	ErrBadPath           = &Error{KindBadRequest, "The request path is malformed (encoded separators, dot segments or characters the gateway refuses)."}
 )
 
 // detailedError adds log-only detail to a sentinel.

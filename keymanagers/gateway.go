@@ -167,7 +167,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		if eerr != nil {
 			return nil, eerr
 		}
-		return g.introspectAndCache(ctx, t, km, token, p, proj)
+		return g.introspectAndCache(ctx, t, km, token, p, proj, "")
 	}
 	if err != nil {
 		return nil, err
@@ -185,7 +185,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 		// A Key Manager may claim JWTs of other issuers through jwt token
 		// handling rules (it then introspects them).
 		if km2, eerr := g.electOpaque(ctx, t, route, token, claims); eerr == nil {
-			return g.introspectAndCache(ctx, t, km2, token, p, proj)
+			return g.introspectAndCache(ctx, t, km2, token, p, proj, iss)
 		}
 		return nil, err
 	}
@@ -198,7 +198,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if km.def.TokenValidation == ValidationIntrospection || (!km.hasKeySource() && km.hmacSecret == nil && km.canIntrospect()) {
 		// Revocation-sensitive (or no keys to verify with): ask the Key
 		// Manager even about JWTs.
-		return g.introspectAndCache(ctx, t, km, token, p, proj)
+		return g.introspectAndCache(ctx, t, km, token, p, proj, "")
 	}
 	if hc, ok := km.connector.(HeaderChecker); ok {
 		h := TokenHeader{Alg: jws.header.Alg, Kid: jws.header.Kid, Typ: jws.header.Typ, HasNonce: len(jws.header.Nonce) > 0}
@@ -329,7 +329,7 @@ func (g *Gateway) electOpaque(ctx context.Context, t *Tenant, route *Route, toke
 // callers (singleflight per Key Manager and token hash) and caches the
 // answer: positive until min(exp, introspection_cache_ttl, max_ttl),
 // negative for negative_cache_ttl.
-func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyManager, token string, p *Principal, proj *projection) (*Principal, error) {
+func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyManager, token string, p *Principal, proj *projection, tokenIss string) (*Principal, error) {
 	type flight struct {
 		entry []byte
 		err   error
@@ -338,6 +338,17 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 	ch := km.sf.DoChan(key, func() (any, error) {
 		// Detached from any one request: a caller that gives up does not
 		// fail the others.
+		// A caller that missed the cache just before an earlier flight
+		// finished would otherwise ask again.
+		if entry := g.cache.get(&p.key); entry != nil {
+			var c Principal
+			if decodeEntry(entry, &c) == nil && c.claimSet == proj.id && c.fingerprint == km.fingerprint && g.now().Unix() < c.ExpiresAt {
+				if c.negative {
+					return flight{err: c.negativeError()}, nil
+				}
+				return flight{entry: entry}, nil
+			}
+		}
 		ictx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout)+time.Second)
 		defer cancel()
 		res, err := km.introspect(ictx, token)
@@ -347,7 +358,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		now := g.now()
 		q := &Principal{key: p.key}
 		maxLife := now.Add(g.cache.maxTTL).Unix()
-		if verr := km.principalFromIntrospection(res, now); verr != nil {
+		if verr := km.principalFromIntrospection(res, now, tokenIss); verr != nil {
 			if reason, ok := reasonIndex(verr); ok {
 				q.negative = true
 				q.reason = reason
@@ -365,12 +376,16 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		q.JTI, _ = claimString(res.claims["jti"])
 		q.Scopes = strings.Join(res.scopes, " ")
 		soft := min(now.Add(time.Duration(km.def.IntrospectionCacheTTL)).Unix(), maxLife)
-		q.hardExpiry = soft
+		// Without exp, a stale entry may live stale_if_error past its TTL.
+		q.hardExpiry = soft + int64(time.Duration(km.def.StaleIfError)/time.Second)
 		if res.hasExp {
 			q.hardExpiry = res.exp
 			soft = min(soft, res.exp)
 		}
 		iss := res.iss
+		if iss == "" {
+			iss = tokenIss
+		}
 		if iss == "" {
 			iss = km.Issuer()
 		}
@@ -609,14 +624,20 @@ func (km *KeyManager) scopes(claims map[string]json.RawMessage) []string {
 			if !ok {
 				return nil
 			}
-			out := l[:0]
-			for _, s := range l {
-				if s != "" && !strings.ContainsAny(s, " \t\n") {
-					out = append(out, s)
-				}
-			}
-			return out
+			return cleanScopes(l)
 		}
 	}
 	return nil
+}
+
+// cleanScopes drops empty elements and elements with white space (an
+// array element "a b" must not grant b).
+func cleanScopes(l []string) []string {
+	out := l[:0]
+	for _, s := range l {
+		if s != "" && !strings.ContainsAny(s, " \t\n\r\f\v") {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -196,7 +196,11 @@ func parseIntrospection(body []byte) (*introspectionResult, error) {
 	if !ok {
 		return nil, fmt.Errorf("introspection response has no \"active\" member")
 	}
-	if err := json.Unmarshal(raw, &r.active); err != nil {
+	switch string(raw) { // null would decode as false: refuse anything but a boolean
+	case "true":
+		r.active = true
+	case "false":
+	default:
 		return nil, fmt.Errorf("introspection response's \"active\" is not a boolean")
 	}
 	if !r.active {
@@ -206,6 +210,7 @@ func parseIntrospection(body []byte) (*introspectionResult, error) {
 		if r.scopes, ok = stringOrList(v, true); !ok {
 			return nil, fmt.Errorf("introspection response's \"scope\" is neither a string nor a list of strings")
 		}
+		r.scopes = cleanScopes(r.scopes)
 	}
 	r.clientID, _ = claimString(m["client_id"])
 	if s, ok := claimString(m["sub"]); ok && s != "" {
@@ -327,7 +332,10 @@ func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) 
 		return nil, fmt.Errorf("introspection response is larger than %d bytes", maxIntrospectionBody)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, oauthErrorSuffix(body))
+		// The IdP's error_description may echo the token: never let it into
+		// a log line or the status.
+		suffix := strings.ReplaceAll(oauthErrorSuffix(body), token, "[token]")
+		return nil, fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, suffix)
 	}
 	return parseIntrospection(body)
 }
@@ -389,7 +397,10 @@ func (km *KeyManager) bearerSource() (oauth2.TokenSource, error) {
 
 // principalFromIntrospection checks an active answer and turns it into a
 // principal (without cache bookkeeping).
-func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now time.Time) error {
+//
+// tokenIss is the unverified iss of a JWT elected by a jwt token handling
+// rule (its issuer is not the Key Manager's); "" otherwise.
+func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now time.Time, tokenIss string) error {
 	if !r.active {
 		return ErrInactive
 	}
@@ -404,7 +415,12 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 	if r.nbf != 0 && r.nbf > n+skew {
 		return ErrNotYetValid
 	}
-	if r.iss != "" && km.Issuer() != "" && !slices.Contains(km.Issuers(), r.iss) {
+	switch {
+	case tokenIss != "":
+		if r.iss != "" && r.iss != tokenIss {
+			return ErrWrongTokenIssuer
+		}
+	case r.iss != "" && km.Issuer() != "" && !slices.Contains(km.Issuers(), r.iss):
 		return ErrWrongTokenIssuer
 	}
 	if km.audiences != nil {

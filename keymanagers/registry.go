@@ -27,6 +27,9 @@ type Tenant struct {
 	byIssuer map[string]*KeyManager
 	// dynamic are enabled Key Managers whose issuer comes from discovery.
 	dynamic []*KeyManager
+	// apps index applications by Key Manager name, then client id.
+	apps    map[string]map[string]*Application
+	appList []*Application
 }
 
 // KeyManagers returns the tenant's visible Key Managers (own then Global),

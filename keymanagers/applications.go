@@ -1,0 +1,144 @@
+package keymanagers
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Application is an application (OAuth client) registered at the gateway
+// for one tenant: the Key Manager and client id that identify its tokens,
+// scopes the gateway grants it or takes away, and the APIs it may call.
+type Application struct {
+	// ID names the application within the tenant.
+	ID string `json:"id"`
+	// KeyManager and ClientID identify the application's tokens.
+	KeyManager string `json:"key_manager"`
+	ClientID   string `json:"client_id"`
+	// Scopes are added to the token's scopes when the token belongs to the
+	// application itself (client-credentials tokens), never to user tokens.
+	Scopes []string `json:"scopes,omitempty"`
+	// DenyScopes are removed from any token of the application.
+	DenyScopes []string `json:"deny_scopes,omitempty"`
+	// Subscriptions are the API names the application may call on routes
+	// that require a subscription.
+	Subscriptions []string `json:"subscriptions,omitempty"`
+}
+
+// Validate checks an application on its own.
+func (a *Application) Validate() error {
+	var errs FieldErrors
+	if !ValidName(a.ID) {
+		errs = append(errs, FieldError{"id", fmt.Sprintf("%q is not a valid application id: use 1-64 characters of a-z, 0-9, '.', '_' or '-'", a.ID)})
+	}
+	if a.KeyManager == "" {
+		errs = append(errs, FieldError{"key_manager", "is required"})
+	}
+	if a.ClientID == "" {
+		errs = append(errs, FieldError{"client_id", "is required"})
+	}
+	for i, s := range append(slices.Clone(a.Scopes), a.DenyScopes...) {
+		if s == "" || !validScopeToken(s) {
+			errs = append(errs, FieldError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not a scope token", s)})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
+}
+
+func validScopeToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// Subscribed reports whether the application may call api.
+func (a *Application) Subscribed(api string) bool { return slices.Contains(a.Subscriptions, api) }
+
+// WithApplications returns a copy of the registry with each tenant's
+// applications indexed by (Key Manager, client id). Every application's
+// Key Manager must be visible to its tenant.
+func (r *Registry) WithApplications(apps map[string][]*Application) (*Registry, error) {
+	out := &Registry{tenants: make(map[string]*Tenant, len(r.tenants)), globals: r.globals, all: r.all}
+	for name, t := range r.tenants {
+		cp := *t
+		cp.apps = nil
+		out.tenants[name] = &cp
+	}
+	for tenant, list := range apps {
+		t := out.tenants[tenant]
+		if t == nil && len(list) > 0 {
+			return nil, fmt.Errorf("applications of tenant %q: no such tenant", tenant)
+		}
+		ids := map[string]bool{}
+		for i, a := range list {
+			if err := a.Validate(); err != nil {
+				return nil, fmt.Errorf("tenant %q: application[%d] (%s): %v", tenant, i, a.ID, err)
+			}
+			if ids[a.ID] {
+				return nil, fmt.Errorf("tenant %q: application %q is defined twice", tenant, a.ID)
+			}
+			ids[a.ID] = true
+			if t.byName[a.KeyManager] == nil {
+				return nil, fmt.Errorf("tenant %q: application %q: key manager %q is not visible to the tenant", tenant, a.ID, a.KeyManager)
+			}
+			if t.apps == nil {
+				t.apps = map[string]map[string]*Application{}
+			}
+			if t.apps[a.KeyManager] == nil {
+				t.apps[a.KeyManager] = map[string]*Application{}
+			}
+			if prev := t.apps[a.KeyManager][a.ClientID]; prev != nil {
+				return nil, fmt.Errorf("tenant %q: applications %q and %q both claim client id %q of key manager %q", tenant, prev.ID, a.ID, a.ClientID, a.KeyManager)
+			}
+			t.apps[a.KeyManager][a.ClientID] = a
+			t.appList = append(t.appList, a)
+		}
+	}
+	return out, nil
+}
+
+// Application returns the tenant's application for a principal's Key
+// Manager and client id, or nil.
+func (t *Tenant) Application(keyManager, clientID string) *Application {
+	if t == nil || t.apps == nil || clientID == "" {
+		return nil
+	}
+	return t.apps[keyManager][clientID]
+}
+
+// Applications lists the tenant's applications in definition order.
+func (t *Tenant) Applications() []*Application { return t.appList }
+
+// OwnedByClient reports whether the principal's token belongs to the
+// application itself rather than to a user (a client-credentials token):
+// no subject, a subject equal to the client id (or Auth0's
+// "<client_id>@clients"), or a vendor marker kept in the projected claims
+// (WSO2 aut=APPLICATION, Auth0 gty=client-credentials, Azure AD idtyp=app).
+func (p *Principal) OwnedByClient() bool {
+	if p.ClientID == "" {
+		return false
+	}
+	if p.Subject == "" || p.Subject == p.ClientID || p.Subject == p.ClientID+"@clients" {
+		return true
+	}
+	if v, ok := p.Claim("aut"); ok && v == "APPLICATION" {
+		return true
+	}
+	if v, ok := p.Claim("gty"); ok && v == "client-credentials" {
+		return true
+	}
+	if v, ok := p.Claim("idtyp"); ok && v == "app" {
+		return true
+	}
+	return false
+}
+
+// ClientMarkerClaims are the claims OwnedByClient reads; hosts keep them
+// with each result when applications are configured.
+var ClientMarkerClaims = []string{"aut", "gty", "idtyp"}
