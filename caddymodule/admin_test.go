@@ -224,15 +224,18 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("stored definition lost the secret or the change: %s", stored)
 		}
 	})
-	t.Run("status and refresh report the JWKS", func(t *testing.T) {
-		resp, body := f.call(t, "GET", "/keymanagers/acme/from-api/status", nil, nil)
+	t.Run("refresh fetches now and status reports the JWKS", func(t *testing.T) {
+		// The PUT above made a new runtime whose first fetch runs in the
+		// background: refresh makes it happen now.
+		resp, body := f.call(t, "POST", "/keymanagers/acme/from-api/refresh", nil, nil)
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"api-1"`) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		resp, body = f.call(t, "POST", "/keymanagers/acme/from-api/refresh", nil, nil)
-		if resp.StatusCode != 200 {
+		resp, body = f.call(t, "GET", "/keymanagers/acme/from-api/status", nil, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), `"api-1"`) || !strings.Contains(string(body), `"entries"`) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
+		f.call(t, "POST", "/keymanagers/acme/from-config/refresh", nil, nil)
 		resp, body = f.call(t, "GET", "/keymanagers/acme/from-config/status", nil, nil)
 		if resp.StatusCode != 200 || !strings.Contains(string(body), `"cfg-1"`) {
 			t.Fatalf("%d %s", resp.StatusCode, body)
