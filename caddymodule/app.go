@@ -41,6 +41,8 @@ type App struct {
 	// {keymanager.claims.NAME} resolves them; forward_claim claims are kept
 	// automatically.
 	ExposeClaims []string `json:"expose_claims,omitempty"`
+	// DisableMetrics turns off the keymanagers Prometheus metrics.
+	DisableMetrics bool `json:"disable_metrics,omitempty"`
 	// Global are Global Key Managers, seen by every tenant.
 	Global []*keymanagers.Definition `json:"global,omitempty"`
 	// Tenants maps tenant names to their configuration.
@@ -135,6 +137,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	a.gateway = keymanagers.NewGateway(reg, cache, a.logger, nil)
 	a.addProjectedClaims(a.ExposeClaims)
+	if err := a.registerMetrics(ctx); err != nil {
+		return fmt.Errorf("keymanagers: registering metrics: %v", err)
+	}
 	// Key Managers made through the admin API live in Caddy's storage;
 	// reading them is local I/O only.
 	if err := a.initDynamic(ctx); err != nil {

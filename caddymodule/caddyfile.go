@@ -32,6 +32,7 @@ func init() {
 //		max_ttl       DURATION
 //		sync_interval DURATION
 //		expose_claims CLAIM...
+//		disable_metrics
 //		global NAME { KM }
 //		tenant NAME {
 //			key_manager NAME { KM }
@@ -76,6 +77,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			} else {
 				app.SyncInterval = caddy.Duration(dur)
 			}
+		case "disable_metrics":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.DisableMetrics = true
 		case "expose_claims":
 			args := d.RemainingArgs()
 			if len(args) == 0 {

@@ -228,11 +228,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		err = keymanagers.ErrUnknownTenant
 	}
 	if err != nil {
+		h.observe(tenant, "", outcomeLabel(keymanagers.Classify(err).Kind), false, false)
 		return h.deny(w, r, repl, tenant, err)
 	}
 	if required, err := h.authorize(r, tenant, p); err != nil {
+		h.observe(tenant, p.KeyManager, outcomeLabel(keymanagers.Classify(err).Kind), p.Cached, true)
 		return h.denyScope(w, r, repl, tenant, err, required)
 	}
+	h.observe(tenant, p.KeyManager, "ok", p.Cached, true)
 	if repl != nil {
 		repl.Map(principalPlaceholders(p))
 	}

@@ -240,6 +240,32 @@ func TestGatewayEndToEnd(t *testing.T) {
 			t.Fatalf("global token placeholders %q, want %q", body, want)
 		}
 	})
+	t.Run("metrics on the admin endpoint, with bounded labels", func(t *testing.T) {
+		f.do(t, "GET", "/dyn/x", globexTok, map[string]string{"X-Tenant": "random-tenant-123"})
+		resp, err := f.tester.Client.Get("http://localhost:2999/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body := string(b)
+		for _, want := range []string{
+			`caddy_keymanagers_validations_total{key_manager="acme-idp",outcome="ok",tenant="acme"}`,
+			`caddy_keymanagers_validations_total{key_manager="",outcome="expired",tenant="acme"}`,
+			`caddy_keymanagers_validations_total{key_manager="",outcome="unknown_tenant",tenant="_unknown"}`,
+			`caddy_keymanagers_cache_requests_total{result="hit"}`,
+			`caddy_keymanagers_jwks_keys{key_manager="corp",tenant="global"} 1`,
+			`caddy_keymanagers_jwks_fetches_total{key_manager="acme-idp",result="ok",tenant="acme"}`,
+			`caddy_keymanagers_cache_entries`,
+		} {
+			if !strings.Contains(body, want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		}
+		if strings.Contains(body, "random-tenant-123") || strings.Contains(body, "alice") {
+			t.Error("metrics carry an unbounded label value (tenant from a header, or a subject)")
+		}
+	})
 	t.Run("cached result survives the IdP going away", func(t *testing.T) {
 		tok := f.acme.mint(map[string]any{"sub": "bob", "aud": aud})
 		if resp, _ := f.do(t, "GET", "/acme/x", tok, nil); resp.StatusCode != 200 {

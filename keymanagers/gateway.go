@@ -130,6 +130,7 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 						return nil, ErrRevoked
 					}
 					p.Tenant = tenant
+					p.Cached = true
 					return p, nil
 				case !p.negative && km.def.StaleIfError > 0 && now < p.hardExpiry &&
 					now < p.ExpiresAt+int64(time.Duration(km.def.StaleIfError)/time.Second):

@@ -152,6 +152,7 @@ type introspector struct {
 	breaker breaker
 	calls   atomic.Uint64
 	errors  atomic.Uint64
+	latency latencyHistogram
 
 	tsOnce sync.Once
 	ts     oauth2.TokenSource
@@ -268,7 +269,9 @@ func (km *KeyManager) introspect(ctx context.Context, token string) (*introspect
 		return nil, detailed(ErrBreakerOpen, "circuit breaker open")
 	}
 	in.calls.Add(1)
+	start := time.Now()
 	res, err := km.doIntrospect(ctx, *up, token)
+	in.latency.observe(time.Since(start))
 	if err != nil {
 		in.errors.Add(1)
 		if in.breaker.failure(km.now().UnixNano()) {

@@ -24,6 +24,8 @@ type Principal struct {
 	Scopes string
 	// JTI is the token's jti claim, when it has one.
 	JTI string
+	// Cached reports that the result came from the cache.
+	Cached bool
 	// ExpiresAt is the unix time after which the result must not be used
 	// without asking the Key Manager again.
 	ExpiresAt int64

@@ -1,0 +1,155 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+// Metrics (namespace caddy, subsystem keymanagers). Labels are bounded:
+// tenant (configured or API-made tenants only; anything else is
+// "_unknown"), key_manager (a configured name or ""), outcome and result.
+// Never subject, client or token.
+var metrics struct {
+	once        sync.Once
+	validations *prometheus.CounterVec
+	cache       *prometheus.CounterVec
+}
+
+const unknownTenantLabel = "_unknown"
+
+func initMetrics() {
+	metrics.once.Do(func() {
+		metrics.validations = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "keymanagers", Name: "validations_total",
+			Help: "Token validations by tenant, Key Manager and outcome.",
+		}, []string{"tenant", "key_manager", "outcome"})
+		metrics.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "keymanagers", Name: "cache_requests_total",
+			Help: "Result cache lookups of successful validations, by result (hit or miss).",
+		}, []string{"result"})
+	})
+}
+
+// registerMetrics registers the shared collectors and this app's Key
+// Manager collector into the config's registry.
+func (a *App) registerMetrics(ctx caddy.Context) error {
+	if a.DisableMetrics {
+		return nil
+	}
+	initMetrics()
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.validations, metrics.cache, &kmCollector{app: a}} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// outcomeLabel names a validation outcome.
+func outcomeLabel(kind keymanagers.Kind) string {
+	switch kind {
+	case keymanagers.KindMissing:
+		return "missing"
+	case keymanagers.KindInvalid:
+		return "invalid"
+	case keymanagers.KindExpired:
+		return "expired"
+	case keymanagers.KindInsufficientScope:
+		return "insufficient_scope"
+	case keymanagers.KindForbidden:
+		return "forbidden"
+	case keymanagers.KindUnknownTenant:
+		return "unknown_tenant"
+	case keymanagers.KindUnavailable:
+		return "unavailable"
+	case keymanagers.KindBadRequest:
+		return "bad_request"
+	}
+	return "error"
+}
+
+// observe counts one request's outcome.
+func (h *Handler) observe(tenant, keyManager, outcome string, cached, counted bool) {
+	if h.app.DisableMetrics || metrics.validations == nil {
+		return
+	}
+	if h.dynTenant && h.app.gateway.Registry().Tenant(tenant) == nil {
+		tenant = unknownTenantLabel
+	}
+	metrics.validations.WithLabelValues(tenant, keyManager, outcome).Inc()
+	if counted {
+		if cached {
+			metrics.cache.WithLabelValues("hit").Inc()
+		} else {
+			metrics.cache.WithLabelValues("miss").Inc()
+		}
+	}
+}
+
+var (
+	descKeys = prometheus.NewDesc("caddy_keymanagers_jwks_keys", "Keys in the Key Manager's current key set.",
+		[]string{"tenant", "key_manager"}, nil)
+	descKeysAge = prometheus.NewDesc("caddy_keymanagers_jwks_age_seconds", "Age of the Key Manager's current key set.",
+		[]string{"tenant", "key_manager"}, nil)
+	descFetches = prometheus.NewDesc("caddy_keymanagers_jwks_fetches_total", "JWKS fetches by result (ok or failed).",
+		[]string{"tenant", "key_manager", "result"}, nil)
+	descIntroErrors = prometheus.NewDesc("caddy_keymanagers_introspection_errors_total", "Introspection calls that failed (transport, HTTP status, malformed answer).",
+		[]string{"tenant", "key_manager"}, nil)
+	descIntroLatency = prometheus.NewDesc("caddy_keymanagers_introspection_duration_seconds", "Introspection call latency.",
+		[]string{"tenant", "key_manager"}, nil)
+	descBreaker = prometheus.NewDesc("caddy_keymanagers_breaker_open", "1 while the Key Manager's introspection circuit breaker is open.",
+		[]string{"tenant", "key_manager"}, nil)
+	descCacheEntries = prometheus.NewDesc("caddy_keymanagers_cache_entries", "Entries in the result cache (expired ones until swept).", nil, nil)
+	descCacheBytes   = prometheus.NewDesc("caddy_keymanagers_cache_bytes", "Bytes the result cache occupies.", nil, nil)
+)
+
+// kmCollector reads the running Key Managers at scrape time, so nothing is
+// counted on the request path for them.
+type kmCollector struct{ app *App }
+
+// Describe sends nothing: an unchecked collector (its label values follow
+// the Key Managers of the moment).
+func (c *kmCollector) Describe(chan<- *prometheus.Desc) {}
+
+// Collect implements prometheus.Collector.
+func (c *kmCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.app.gateway
+	if g == nil {
+		return
+	}
+	for _, km := range g.Registry().All() {
+		m := km.Metrics()
+		t, n := km.Tenant(), km.Name()
+		ch <- prometheus.MustNewConstMetric(descKeys, prometheus.GaugeValue, float64(m.Keys), t, n)
+		if m.KeysAge > 0 {
+			ch <- prometheus.MustNewConstMetric(descKeysAge, prometheus.GaugeValue, m.KeysAge.Seconds(), t, n)
+		}
+		ch <- prometheus.MustNewConstMetric(descFetches, prometheus.CounterValue, float64(m.JWKSFetches-m.JWKSFetchFailures), t, n, "ok")
+		ch <- prometheus.MustNewConstMetric(descFetches, prometheus.CounterValue, float64(m.JWKSFetchFailures), t, n, "failed")
+		if km.UsesIntrospection() {
+			ch <- prometheus.MustNewConstMetric(descIntroErrors, prometheus.CounterValue, float64(m.IntrospectionErrors), t, n)
+			ch <- prometheus.MustNewConstHistogram(descIntroLatency, m.IntrospectionLatency.Count, m.IntrospectionLatency.SumSeconds,
+				m.IntrospectionLatency.Cumulative, t, n)
+			open := 0.0
+			if m.BreakerOpen {
+				open = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, open, t, n)
+		}
+	}
+	cache := g.Cache()
+	ch <- prometheus.MustNewConstMetric(descCacheEntries, prometheus.GaugeValue, float64(cache.Len()))
+	ch <- prometheus.MustNewConstMetric(descCacheBytes, prometheus.GaugeValue, float64(cache.Capacity()))
+}

@@ -1,0 +1,79 @@
+package keymanagers
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// LatencyBuckets are the upper bounds (seconds) of the introspection
+// latency histogram.
+var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// latencyHistogram is a lock-free fixed-bucket histogram.
+type latencyHistogram struct {
+	counts [12]atomic.Uint64 // len(LatencyBuckets)+1 (the last is +Inf)
+	sumNs  atomic.Int64
+	total  atomic.Uint64
+}
+
+func (h *latencyHistogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(LatencyBuckets) && s > LatencyBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+	h.total.Add(1)
+}
+
+// LatencySnapshot is a histogram in Prometheus' cumulative form.
+type LatencySnapshot struct {
+	Count      uint64
+	SumSeconds float64
+	// Cumulative maps each bucket's upper bound to the count of
+	// observations at or below it.
+	Cumulative map[float64]uint64
+}
+
+func (h *latencyHistogram) snapshot() LatencySnapshot {
+	s := LatencySnapshot{Count: h.total.Load(), SumSeconds: time.Duration(h.sumNs.Load()).Seconds(), Cumulative: map[float64]uint64{}}
+	var acc uint64
+	for i, b := range LatencyBuckets {
+		acc += h.counts[i].Load()
+		s.Cumulative[b] = acc
+	}
+	return s
+}
+
+// Metrics are a Key Manager's counters for operators (monotonic for the
+// life of the runtime; a changed definition starts new ones).
+type Metrics struct {
+	JWKSFetches          uint64
+	JWKSFetchFailures    uint64
+	Keys                 int
+	KeysAge              time.Duration // 0 when no key set was fetched
+	IntrospectionCalls   uint64
+	IntrospectionErrors  uint64
+	BreakerOpen          bool
+	IntrospectionLatency LatencySnapshot
+}
+
+// Metrics returns the Key Manager's counters.
+func (km *KeyManager) Metrics() Metrics {
+	m := Metrics{
+		JWKSFetches:          km.fetches.Load(),
+		JWKSFetchFailures:    km.fetchFailures.Load(),
+		IntrospectionCalls:   km.intro.calls.Load(),
+		IntrospectionErrors:  km.intro.errors.Load(),
+		BreakerOpen:          km.intro.breaker.state(km.now().UnixNano()) == "open",
+		IntrospectionLatency: km.intro.latency.snapshot(),
+	}
+	if ks := km.keys.Load(); ks != nil {
+		m.Keys = len(ks.all)
+		if !ks.pinned {
+			m.KeysAge = km.now().Sub(ks.fetched)
+		}
+	}
+	return m
+}
