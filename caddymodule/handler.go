@@ -316,38 +316,12 @@ func (h *Handler) extractToken(r *http.Request) (string, error) {
 	if len(tok) > h.MaxTokenSize {
 		return "", keymanagers.ErrTokenTooLarge
 	}
-	if !isB64Token(tok) {
-		return "", errBadTokenChars
-	}
+	// The token's syntax (RFC 6750 b64token) is checked by the gateway on a
+	// cache miss: a cached token was checked when it was first validated.
 	return tok, nil
 }
 
-var (
-	errMultipleAuth  = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The request has more than one Authorization header."}
-	errBadTokenChars = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The access token contains characters a bearer token cannot contain."}
-)
-
-// isB64Token checks RFC 6750's b64token syntax: 1*( ALPHA / DIGIT / "-" /
-// "." / "_" / "~" / "+" / "/" ) *"=".
-func isB64Token(s string) bool {
-	i := 0
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
-	}
-	if i == 0 {
-		return false
-	}
-	for ; i < len(s); i++ {
-		if s[i] != '=' {
-			return false
-		}
-	}
-	return true
-}
+var errMultipleAuth = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The request has more than one Authorization header."}
 
 // principalPlaceholders answers the {keymanager.*} placeholders and
 // {http.auth.user.id} for one request.
@@ -399,3 +373,7 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// isB64Token reports RFC 6750 b64token syntax (checked by the gateway on a
+// cache miss; extractToken only splits the header).
+func isB64Token(s string) bool { return keymanagers.ValidTokenSyntax(s) }

@@ -36,6 +36,7 @@ var (
 	ErrNoToken          = &Error{KindMissing, "No bearer access token was found in the request."}
 	ErrMalformedToken   = &Error{KindInvalid, "The access token is malformed."}
 	ErrTokenTooLarge    = &Error{KindInvalid, "The access token is larger than this API accepts."}
+	ErrTokenSyntax      = &Error{KindInvalid, "The access token contains characters a bearer token cannot contain."}
 	ErrEncryptedToken   = &Error{KindInvalid, "Encrypted (JWE) access tokens are not accepted."}
 	ErrOpaqueToken      = &Error{KindInvalid, "The access token is not a JWT and no Key Manager of this API validates opaque tokens."}
 	ErrUnknownIssuer    = &Error{KindInvalid, "The access token was issued by an issuer this API does not trust."}

@@ -79,6 +79,42 @@ const MaxTokenSize = 1 << 20
 // maxFieldLen is the longest principal field a cache entry holds.
 const maxFieldLen = 0xffff
 
+// b64tokenChar marks the characters of RFC 6750's b64token before any
+// trailing "=": ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/".
+var b64tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
+// ValidTokenSyntax checks RFC 6750's b64token syntax: 1*( ALPHA / DIGIT /
+// "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func ValidTokenSyntax(s string) bool {
+	i := 0
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
 // Route is what one protected route accepts.
 type Route struct {
 	// KeyManagers limits the accepted Key Managers by name; empty accepts
@@ -143,6 +179,9 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 		key := p.key
 		p = new(Principal)
 		p.key = key
+	}
+	if !ValidTokenSyntax(token) {
+		return nil, ErrTokenSyntax
 	}
 	if rv := g.revocations.Load(); rv.Len() > 0 && rv.revoked(&p.key, "", "") {
 		return nil, ErrRevoked // by token hash: no need to ask anyone

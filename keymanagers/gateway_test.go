@@ -591,7 +591,8 @@ func TestAuthenticate_RefusesJWEAndOpaqueTokens(t *testing.T) {
 		{"opaque with three dots", "a.b.c.d", ErrOpaqueToken},
 		{"six parts", "a.b.c.d.e.f", ErrOpaqueToken},
 		{"uuid", "550e8400-e29b-41d4-a716-446655440000", ErrOpaqueToken},
-		{"three parts that are not base64url", "a*b.c*d.e*f", ErrMalformedToken},
+		{"three parts with characters a bearer token cannot hold", "a*b.c*d.e*f", ErrTokenSyntax},
+		{"three parts that are not base64url", "a+b.c+d.e+f", ErrMalformedToken},
 		{"two dots only", "..", ErrMalformedToken},
 	}
 	for _, tc := range cases {

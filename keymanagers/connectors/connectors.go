@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,14 +49,15 @@ func (b *Bool) UnmarshalJSON(data []byte) error {
 		}
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return fmt.Errorf("%q is not true or false", s)
+			// encoding/json names the field in an UnmarshalTypeError.
+			return &json.UnmarshalTypeError{Value: fmt.Sprintf("string %q", s), Type: reflect.TypeFor[bool]()}
 		}
 		*b = Bool(v)
 		return nil
 	}
 	var v bool
 	if err := json.Unmarshal(data, &v); err != nil {
-		return fmt.Errorf("%s is not true or false", data)
+		return err
 	}
 	*b = Bool(v)
 	return nil
