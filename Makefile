@@ -17,10 +17,11 @@ run: deps-oidc build
 test:
 	scripts/test.sh
 
-## bench: the Go benchmarks (figures in bench/go-bench.txt)
-bench:
+## bench: the Go benchmarks (bench/go-bench.txt), then a wrk load run against bin/caddy (bench/RESULTS.md)
+bench: build
 	mkdir -p bench
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 ./... | tee bench/go-bench.txt
+	scripts/bench.sh
 
 ## lint: formatting and vet
 lint:

@@ -267,13 +267,14 @@ func TestCache_CorruptEntryIsIgnoredAndReplaced(t *testing.T) {
 }
 
 func TestCache_EntryEncodingRoundTrips(t *testing.T) {
-	p := &Principal{KeyManager: "idp", KeyManagerTenant: "acme", Issuer: testIssuer, Subject: "alice", ClientID: "c", Scopes: "a b",
-		ExpiresAt: 1 << 40, fingerprint: "acme/idp#0011", claimSet: 0xdeadbeef}
+	p := &Principal{KeyManager: "idp", Issuer: testIssuer, Subject: "alice", ClientID: "c", Scopes: "a b", JTI: "j-1",
+		ExpiresAt: 1 << 40, hardExpiry: 1 << 41, fpHash: 0x0011223344556677, claimSet: 0xdeadbeef, negative: true, reason: 3}
 	claims := [][2]string{{"dept", `"sales"`}, {"n", `12`}, {"empty", `""`}}
 	var q Principal
 	must(t, decodeEntry(encodeEntry(p, claims), &q))
-	if q.KeyManager != p.KeyManager || q.KeyManagerTenant != p.KeyManagerTenant || q.Issuer != p.Issuer || q.Subject != p.Subject ||
-		q.ClientID != p.ClientID || q.Scopes != p.Scopes || q.ExpiresAt != p.ExpiresAt || q.fingerprint != p.fingerprint || q.claimSet != p.claimSet {
+	if q.KeyManager != p.KeyManager || q.Issuer != p.Issuer || q.Subject != p.Subject || q.JTI != p.JTI || q.hardExpiry != p.hardExpiry ||
+		q.ClientID != p.ClientID || q.Scopes != p.Scopes || q.ExpiresAt != p.ExpiresAt || q.fpHash != p.fpHash || q.claimSet != p.claimSet ||
+		q.negative != p.negative || q.reason != p.reason {
 		t.Fatalf("round trip: %+v", q)
 	}
 	for _, c := range claims {

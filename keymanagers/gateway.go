@@ -157,7 +157,8 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 	if entry := g.cache.get(&p.key); entry != nil {
 		if decodeEntry(entry, p) == nil && p.claimSet == proj.id {
 			km := t.byName[p.KeyManager]
-			if km != nil && km.fingerprint == p.fingerprint && km.def.IsEnabled() && route.accepts(km.def.Name) {
+			if km != nil && km.fpHash == p.fpHash && km.def.IsEnabled() && route.accepts(km.def.Name) {
+				p.fill(km, tenant)
 				switch {
 				case now < p.ExpiresAt && p.negative:
 					return nil, p.negativeError()
@@ -165,7 +166,6 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 					if g.revocations.Load().revoked(&p.key, p.Issuer, p.JTI) {
 						return nil, ErrRevoked
 					}
-					p.Tenant = tenant
 					p.Cached = true
 					return p, nil
 				case !p.negative && km.def.StaleIfError > 0 && now < p.hardExpiry &&
@@ -194,7 +194,6 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 		if c := g.logger.Check(zap.DebugLevel, "serving a stale introspection result while the key manager fails"); c != nil {
 			c.Write(zap.String("tenant", tenant), zap.String("key_manager", stale.KeyManager))
 		}
-		stale.Tenant = tenant
 		return stale, nil
 	}
 	return res, err
@@ -279,7 +278,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if err != nil {
 		return nil, err
 	}
-	return g.store(t, p, entry), nil
+	return g.store(t, km, p, entry), nil
 }
 
 // finish fills the Key Manager fields and encodes the cache entry.
@@ -287,7 +286,10 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 	p.KeyManager = km.def.Name
 	p.KeyManagerTenant = km.tenant
 	p.Issuer = iss
-	p.fingerprint = km.fingerprint
+	if iss == km.Issuer() {
+		p.Issuer = "" // implied by the Key Manager: not stored
+	}
+	p.fpHash = km.fpHash
 	p.claimSet = proj.id
 	p.ExpiresAt = soft
 	var kept [][2]string
@@ -313,13 +315,13 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 
 // store caches entry and returns the principal decoded from it (so every
 // principal, fresh or cached, is built the same way).
-func (g *Gateway) store(t *Tenant, p *Principal, entry []byte) *Principal {
+func (g *Gateway) store(t *Tenant, km *KeyManager, p *Principal, entry []byte) *Principal {
 	g.cache.set(&p.key, entry)
 	key := p.key
 	*p = Principal{}
 	p.key = key
 	_ = decodeEntry(entry, p)
-	p.Tenant = t.Name
+	p.fill(km, t.Name)
 	return p
 }
 
@@ -382,7 +384,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		// finished would otherwise ask again.
 		if entry := g.cache.get(&p.key); entry != nil {
 			var c Principal
-			if decodeEntry(entry, &c) == nil && c.claimSet == proj.id && c.fingerprint == km.fingerprint && g.now().Unix() < c.ExpiresAt {
+			if decodeEntry(entry, &c) == nil && c.claimSet == proj.id && c.fpHash == km.fpHash && g.now().Unix() < c.ExpiresAt {
 				if c.negative {
 					return flight{err: c.negativeError()}, nil
 				}
@@ -446,7 +448,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		*p = Principal{}
 		p.key = key
 		_ = decodeEntry(f.entry, p)
-		p.Tenant = t.Name
+		p.fill(km, t.Name)
 		return p, nil
 	case <-ctx.Done():
 		return nil, detailed(ErrIntrospection, "request ended while waiting for introspection")

@@ -337,20 +337,28 @@ func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) 
 	if resp.StatusCode != http.StatusOK {
 		// The IdP's error_description may echo the token: never let it into
 		// a log line or the status.
-		suffix := strings.ReplaceAll(oauthErrorSuffix(body), token, "[token]")
+		suffix := oauthErrorSuffix(body, token)
 		return nil, fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, suffix)
 	}
 	return parseIntrospection(body)
 }
 
-// oauthErrorSuffix quotes an OAuth error code from a response body, for logs.
-func oauthErrorSuffix(body []byte) string {
+// oauthErrorSuffix quotes an OAuth error code from a response body, for
+// logs, with the token scrubbed out before anything is shortened.
+func oauthErrorSuffix(body []byte, token string) string {
 	var e struct {
 		Error string `json:"error"`
 		Desc  string `json:"error_description"`
 	}
 	if json.Unmarshal(body, &e) != nil || e.Error == "" {
 		return ""
+	}
+	if token != "" {
+		e.Error = strings.ReplaceAll(e.Error, token, "[token]")
+		e.Desc = strings.ReplaceAll(e.Desc, token, "[token]")
+	}
+	if len(e.Error) > 64 {
+		e.Error = e.Error[:64]
 	}
 	s := fmt.Sprintf(" (%s", e.Error)
 	if e.Desc != "" {

@@ -190,7 +190,7 @@ func hashFor(alg string) (crypto.Hash, func() hash.Hash) {
 func verifySignature(alg string, pub crypto.PublicKey, input string, sig []byte) bool {
 	if alg == "EdDSA" {
 		k, ok := pub.(ed25519.PublicKey)
-		return ok && ed25519.Verify(k, []byte(input), sig)
+		return ok && len(k) == ed25519.PublicKeySize && ed25519.Verify(k, []byte(input), sig)
 	}
 	if len(alg) != 5 {
 		return false

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,7 @@ type KeyManager struct {
 	tenant      string
 	def         Definition // normalized, secrets expanded
 	fingerprint string
+	fpHash      uint64
 	client      *http.Client
 	logger      *zap.Logger
 	now         func() time.Time
@@ -101,6 +103,8 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 		done:        make(chan struct{}),
 		connector:   opts.Connector,
 	}
+	fh := sha256.Sum256([]byte(km.fingerprint))
+	km.fpHash = binary.LittleEndian.Uint64(fh[:])
 	km.ctx, km.cancel = context.WithCancel(context.Background())
 	rules, err := compileTokenRules(def.TokenHandling)
 	if err != nil {

@@ -101,8 +101,14 @@ func publicOnly(raw any) (crypto.PublicKey, error) {
 	case *ecdsa.PrivateKey:
 		return &k.PublicKey, nil
 	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("Ed25519 key of %d bytes", len(k))
+		}
 		return k, nil
 	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("Ed25519 private key of %d bytes", len(k))
+		}
 		return k.Public(), nil
 	default:
 		return nil, fmt.Errorf("unsupported key type %T", raw)

@@ -35,10 +35,10 @@ type Principal struct {
 	negative   bool
 	reason     byte // negative results: index into negativeReasons
 
-	fingerprint string
-	claimSet    uint32
-	claims      []byte // encoded projected claims: repeated (name, raw JSON)
-	key         [32]byte
+	fpHash   uint64 // the Key Manager's fingerprint hash
+	claimSet uint32
+	claims   []byte // encoded projected claims: repeated (name, raw JSON)
+	key      [32]byte
 }
 
 // ScopeList returns the scopes as a slice (allocates).
@@ -112,7 +112,7 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 3
+const entryVersion = 4
 
 const flagNegative = 1
 
@@ -136,10 +136,12 @@ func (p *Principal) negativeError() error {
 	return detailed(ErrInactive, "cached negative result")
 }
 
-// encodeEntry serializes a result for the cache.
+// encodeEntry serializes a result for the cache. KeyManagerTenant is not
+// stored (it follows from the Key Manager), nor is Issuer when it is the
+// Key Manager's own (see fill).
 func encodeEntry(p *Principal, claims [][2]string) []byte {
-	n := 2 + 4 + 8 + 8
-	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
+	n := 2 + 4 + 8 + 8 + 8
+	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		n += 2 + len(s)
 	}
 	for _, c := range claims {
@@ -154,7 +156,8 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.hardExpiry))
-	for _, s := range []string{p.fingerprint, p.KeyManager, p.KeyManagerTenant, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
+	b = binary.LittleEndian.AppendUint64(b, p.fpHash)
+	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		b = appendStr(b, s)
 	}
 	for _, c := range claims {
@@ -166,10 +169,19 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 
 var errBadEntry = errors.New("corrupt cache entry")
 
+// fill completes a decoded principal from its Key Manager.
+func (p *Principal) fill(km *KeyManager, tenant string) {
+	p.KeyManagerTenant = km.tenant
+	if p.Issuer == "" {
+		p.Issuer = km.Issuer()
+	}
+	p.Tenant = tenant
+}
+
 // decodeEntry fills p from an entry without copying: p's strings alias b,
 // which must not be modified afterwards.
 func decodeEntry(b []byte, p *Principal) error {
-	if len(b) < 22 || b[0] != entryVersion {
+	if len(b) < 30 || b[0] != entryVersion {
 		return errBadEntry
 	}
 	p.negative = b[1]&flagNegative != 0
@@ -177,8 +189,9 @@ func decodeEntry(b []byte, p *Principal) error {
 	p.claimSet = binary.LittleEndian.Uint32(b[2:])
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
-	b = b[22:]
-	for _, dst := range []*string{&p.fingerprint, &p.KeyManager, &p.KeyManagerTenant, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
+	p.fpHash = binary.LittleEndian.Uint64(b[22:])
+	b = b[30:]
+	for _, dst := range []*string{&p.KeyManager, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
 		s, rest, ok := readStr(b)
 		if !ok {
 			return errBadEntry
