@@ -10,16 +10,13 @@ import (
 	"time"
 )
 
-// rotateAway makes the Key Manager's JWKS publish only k2 and refetches
-// it, so that any k1 token that is not served from the cache fails with
-// ErrUnknownKey.
-func rotateAway(tb testing.TB, f *fixture, km *KeyManager, k2 testKey) {
+// refuseFresh makes every fresh validation at km fail with ErrAlgorithm
+// (no algorithm allowed) while its keys stay published, so a success can
+// only come from the cache. (Removing the key instead would also drop the
+// cached results it vouched for: see TestCache_KeyRemovedByARefreshDropsItsCachedResults.)
+func refuseFresh(tb testing.TB, f *fixture, km *KeyManager, _ testKey) {
 	tb.Helper()
-	f.jwks.publish(tb, k2)
-	must(tb, km.RefreshNow(context.Background()))
-	if got := km.Status().KeyIDs; len(got) != 1 || got[0] != k2.kid {
-		tb.Fatalf("KeyIDs after rotation = %q", got)
-	}
+	km.allowedAlgs = map[string]bool{}
 }
 
 func TestCache_SecondAuthenticateOfATokenIsAHitWithoutSignatureWork(t *testing.T) {
@@ -32,10 +29,10 @@ func TestCache_SecondAuthenticateOfATokenIsAHitWithoutSignatureWork(t *testing.T
 	p1, err := f.auth(tok)
 	checkErr(t, err, nil)
 
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 	// A fresh k1 token no longer validates...
 	_, err = f.auth(mint(t, k1, f.claims(), nil))
-	checkErr(t, err, ErrUnknownKey)
+	checkErr(t, err, ErrAlgorithm)
 	// ...but the cached one is served, with the same principal.
 	f.jwks.Close() // and no I/O is needed for it
 	p2, err := f.auth(tok)
@@ -58,7 +55,7 @@ func TestCache_ResultIsDroppedWhenTheKeyManagerFingerprintChanges(t *testing.T) 
 	tok := mint(t, k1, f.claims(), nil)
 	_, err := f.auth(tok)
 	checkErr(t, err, nil)
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 
 	// Same definition, new instance (same fingerprint), never started and
 	// without keys: the cached result is still valid for it.
@@ -108,21 +105,20 @@ func TestCache_ResultPastTokenExpiryIsNotServed(t *testing.T) {
 	tok := mint(t, k1, claims, nil)
 	p, err := f.auth(tok)
 	checkErr(t, err, nil)
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 
 	f.clock.Advance(2*time.Minute + 29*time.Second) // within exp+skew
 	_, err = f.auth(tok)
 	checkErr(t, err, nil)
 
 	// At ExpiresAt the entry is dead; a fresh validation is attempted
-	// (the token is within skew, so it reaches the rotated-away keys).
+	// (the token is within skew, so it reaches the refused algorithm).
 	f.clock.ns.Store(time.Unix(p.ExpiresAt, 0).UnixNano())
 	_, err = f.auth(tok)
-	checkErr(t, err, ErrUnknownKey)
+	checkErr(t, err, ErrAlgorithm)
 
-	// With k1 published again, the next second is plain expiry.
-	f.jwks.publish(t, k1, k2)
-	must(t, km.RefreshNow(context.Background()))
+	// With RS256 allowed again, the next second is plain expiry.
+	km.allowedAlgs = map[string]bool{"RS256": true}
 	f.clock.Advance(time.Second)
 	_, err = f.auth(tok)
 	checkErr(t, err, ErrExpired)
@@ -147,13 +143,13 @@ func TestCache_ResultIsNotServedBeyondCacheMaxTTL(t *testing.T) {
 	if want := f.clock.Now().Add(time.Minute).Unix(); p.ExpiresAt != want {
 		t.Fatalf("ExpiresAt = %d, want now+1m = %d", p.ExpiresAt, want)
 	}
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 	f.clock.Advance(59 * time.Second)
 	_, err = f.auth(tok)
 	checkErr(t, err, nil)
 	f.clock.Advance(2 * time.Second)
 	_, err = f.auth(tok)
-	checkErr(t, err, ErrUnknownKey)
+	checkErr(t, err, ErrAlgorithm)
 }
 
 func TestCache_ProjectedClaimSetChangeIsAMiss(t *testing.T) {
@@ -165,10 +161,10 @@ func TestCache_ProjectedClaimSetChangeIsAMiss(t *testing.T) {
 	tok := mint(t, k1, with(f.claims(), map[string]any{"dept": "sales"}), nil)
 	_, err := f.auth(tok)
 	checkErr(t, err, nil)
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 	g.SetProjectedClaims([]string{"dept"})
 	_, err = f.auth(tok)
-	checkErr(t, err, ErrUnknownKey)
+	checkErr(t, err, ErrAlgorithm)
 	// Back to the original (empty) set: the original entry is a hit again.
 	g.SetProjectedClaims(nil)
 	_, err = f.auth(tok)
@@ -184,7 +180,7 @@ func TestCache_PurgeDropsEveryResult(t *testing.T) {
 	tok := mint(t, k1, f.claims(), nil)
 	_, err := f.auth(tok)
 	checkErr(t, err, nil)
-	rotateAway(t, f, km, k2)
+	refuseFresh(t, f, km, k2)
 	if f.cache.Len() != 1 || f.cache.Capacity() == 0 {
 		t.Fatalf("Len = %d, Capacity = %d", f.cache.Len(), f.cache.Capacity())
 	}
@@ -193,7 +189,7 @@ func TestCache_PurgeDropsEveryResult(t *testing.T) {
 		t.Fatalf("Len after Purge = %d", f.cache.Len())
 	}
 	_, err = f.auth(tok)
-	checkErr(t, err, ErrUnknownKey)
+	checkErr(t, err, ErrAlgorithm)
 }
 
 func TestCache_EntryNeverContainsTheRawTokenOrSecrets(t *testing.T) {
@@ -314,5 +310,30 @@ func TestCache_HitAllocatesLittle(t *testing.T) {
 	// bigcache's copies of the key and the entry.
 	if allocs > 4 {
 		t.Fatalf("cache hit allocates %.1f times, want at most 4", allocs)
+	}
+}
+
+// A key that a JWKS refresh removes (rotation) takes the cached results it
+// vouched for with it: the next request validates afresh and is refused.
+func TestCache_KeyRemovedByARefreshDropsItsCachedResults(t *testing.T) {
+	k1 := rsaKey(t, "rsa-a", "k1", "RS256")
+	k2 := rsaKey(t, "rsa-b", "k2", "RS256")
+	f := newFixture(t, k1, k2)
+	km := f.add(testTenant, f.def("idp"))
+	f.build()
+	tok1 := mint(t, k1, f.claims(), nil)
+	tok2 := mint(t, k2, f.claims(), nil)
+	for _, tok := range []string{tok1, tok2} {
+		_, err := f.auth(tok)
+		checkErr(t, err, nil)
+	}
+	f.jwks.publish(t, k2) // k1 rotated out
+	must(t, km.RefreshNow(context.Background()))
+	_, err := f.auth(tok1)
+	checkErr(t, err, ErrUnknownKey)
+	p, err := f.auth(tok2) // the surviving key's results stay cached
+	checkErr(t, err, nil)
+	if !p.Cached {
+		t.Fatal("the result of a key still published was not served from the cache")
 	}
 }

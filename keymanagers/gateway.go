@@ -157,7 +157,8 @@ func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route,
 	if entry := g.cache.get(&p.key); entry != nil {
 		if decodeEntry(entry, p) == nil && p.claimSet == proj.id {
 			km := t.byName[p.KeyManager]
-			if km != nil && km.fpHash == p.fpHash && km.def.IsEnabled() && route.accepts(km.def.Name) {
+			if km != nil && km.fpHash == p.fpHash && km.def.IsEnabled() && route.accepts(km.def.Name) &&
+				(p.keyID == 0 || km.keys.Load().has(p.keyID)) { // a key removed by a refresh drops its results
 				p.fill(km, tenant)
 				switch {
 				case now < p.ExpiresAt && p.negative:
@@ -245,9 +246,11 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 			return nil, err
 		}
 	}
-	if err := km.verify(ctx, jws); err != nil {
+	kid, err := km.verify(ctx, jws)
+	if err != nil {
 		return nil, err
 	}
+	p.keyID = kid
 	now := g.now()
 	exp, err := km.checkClaims(claims, now)
 	if err != nil {
@@ -495,27 +498,28 @@ func isATJWT(typ string) bool {
 	return strings.EqualFold(typ, "at+jwt") || strings.EqualFold(typ, "application/at+jwt")
 }
 
-// verify checks the JWS signature with this Key Manager's keys only.
-func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) error {
+// verify checks the JWS signature with this Key Manager's keys only and
+// returns the verifying key's id (0 for HMAC).
+func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) (uint32, error) {
 	alg := jws.header.Alg
 	if !km.allowedAlgs[alg] {
-		return detailed(ErrAlgorithm, "alg "+safeAlg(alg)+" not allowed")
+		return 0, detailed(ErrAlgorithm, "alg "+safeAlg(alg)+" not allowed")
 	}
 	if strings.HasPrefix(alg, "HS") {
 		if km.hmacSecret == nil || !verifyHMAC(alg, km.hmacSecret, jws.signingInput, jws.sig) {
-			return ErrBadSignature
+			return 0, ErrBadSignature
 		}
-		return nil
+		return 0, nil
 	}
 	ks := km.keys.Load()
 	if ks == nil && !km.hasKeySource() {
-		return ErrUnknownKey // no asymmetric key source at all (shared secret only)
+		return 0, ErrUnknownKey // no asymmetric key source at all (shared secret only)
 	}
 	if ks == nil {
 		// First fetch not done (or failed): try now, within the floor.
 		km.refreshKeysForToken(ctx)
 		if ks = km.keys.Load(); ks == nil {
-			return ErrNoKeys
+			return 0, ErrNoKeys
 		}
 	}
 	key := pickKey(ks, jws.header.Kid, alg)
@@ -526,12 +530,12 @@ func (km *KeyManager) verify(ctx context.Context, jws *parsedJWT) error {
 		}
 	}
 	if key == nil {
-		return ErrUnknownKey
+		return 0, ErrUnknownKey
 	}
 	if !verifySignature(alg, key.pub, jws.signingInput, jws.sig) {
-		return ErrBadSignature
+		return 0, ErrBadSignature
 	}
-	return nil
+	return key.id, nil
 }
 
 // hasKeySource reports whether the Key Manager has (or can discover) a key

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -23,14 +24,48 @@ type verificationKey struct {
 	kid string
 	alg string // "" when the JWK does not name one
 	pub crypto.PublicKey
+	// id identifies (kid, key material); cached results record it, so a key
+	// removed or replaced by a refresh invalidates what it vouched for.
+	id uint32
+}
+
+func keyID(kid string, pub crypto.PublicKey) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(kid))
+	h.Write([]byte{0})
+	if der, err := x509.MarshalPKIXPublicKey(pub); err == nil {
+		h.Write(der)
+	}
+	if v := h.Sum32(); v != 0 {
+		return v
+	}
+	return 1
 }
 
 // keySet is an immutable set of verification keys.
 type keySet struct {
 	byKid   map[string][]*verificationKey
 	all     []*verificationKey
+	ids     map[uint32]struct{}
 	pinned  bool // certificate_pem: used whatever the token's kid
 	fetched time.Time
+}
+
+// has reports whether a key with that id is still in the set.
+func (s *keySet) has(id uint32) bool {
+	if s == nil {
+		return false
+	}
+	_, ok := s.ids[id]
+	return ok
+}
+
+func (s *keySet) index() {
+	s.ids = make(map[uint32]struct{}, len(s.all))
+	for _, k := range s.all {
+		k.id = keyID(k.kid, k.pub)
+		s.ids[k.id] = struct{}{}
+	}
 }
 
 func (s *keySet) kids() []string {
@@ -83,6 +118,7 @@ func parseJWKS(body []byte) (*keySet, error) {
 	if len(ks.all) == 0 {
 		return nil, fmt.Errorf("JWK set has no usable signing key (%d skipped)", skipped)
 	}
+	ks.index()
 	return ks, nil
 }
 
@@ -153,6 +189,7 @@ func parsePinnedKey(pemText string) (*keySet, error) {
 	if len(ks.all) == 0 {
 		return nil, errors.New("no PEM certificate or public key found")
 	}
+	ks.index()
 	return ks, nil
 }
 

@@ -36,6 +36,7 @@ type Principal struct {
 	reason     byte // negative results: index into negativeReasons
 
 	fpHash   uint64 // the Key Manager's fingerprint hash
+	keyID    uint32 // the verifying key (JWKS path); 0: none to re-check
 	claimSet uint32
 	claims   []byte // encoded projected claims: repeated (name, raw JSON)
 	key      [32]byte
@@ -112,7 +113,7 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 4
+const entryVersion = 5
 
 const flagNegative = 1
 
@@ -140,7 +141,7 @@ func (p *Principal) negativeError() error {
 // stored (it follows from the Key Manager), nor is Issuer when it is the
 // Key Manager's own (see fill).
 func encodeEntry(p *Principal, claims [][2]string) []byte {
-	n := 2 + 4 + 8 + 8 + 8
+	n := 2 + 4 + 8 + 8 + 8 + 4
 	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		n += 2 + len(s)
 	}
@@ -157,6 +158,7 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.hardExpiry))
 	b = binary.LittleEndian.AppendUint64(b, p.fpHash)
+	b = binary.LittleEndian.AppendUint32(b, p.keyID)
 	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		b = appendStr(b, s)
 	}
@@ -181,7 +183,7 @@ func (p *Principal) fill(km *KeyManager, tenant string) {
 // decodeEntry fills p from an entry without copying: p's strings alias b,
 // which must not be modified afterwards.
 func decodeEntry(b []byte, p *Principal) error {
-	if len(b) < 30 || b[0] != entryVersion {
+	if len(b) < 34 || b[0] != entryVersion {
 		return errBadEntry
 	}
 	p.negative = b[1]&flagNegative != 0
@@ -190,7 +192,8 @@ func decodeEntry(b []byte, p *Principal) error {
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
 	p.fpHash = binary.LittleEndian.Uint64(b[22:])
-	b = b[30:]
+	p.keyID = binary.LittleEndian.Uint32(b[30:])
+	b = b[34:]
 	for _, dst := range []*string{&p.KeyManager, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
 		s, rest, ok := readStr(b)
 		if !ok {
