@@ -99,6 +99,8 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(r, "POST")
 		}
 		return a.revoke(w, r)
+	case len(parts) == 3 && parts[1] == "applications":
+		return a.serveApplications(w, r, parts[0], parts[2])
 	case len(parts) == 2 && parts[1] == "":
 		tenant := parts[0]
 		switch r.Method {
@@ -206,6 +208,9 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request, tenant string)
 	def, err := decodeDefinition(r)
 	if err != nil {
 		return err
+	}
+	if def.Name == "applications" {
+		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "name", Message: `"applications" is reserved by the admin API`}})
 	}
 	v, err := a.app.createKM(r.Context(), tenant, def)
 	if err != nil {

@@ -58,6 +58,14 @@ http://localhost:9080 {
 		}
 		respond "ok {keymanager.tenant} {keymanager.key_manager}"
 	}
+	route /sub/* {
+		keymanager {
+			tenant acme
+			api orders
+			require_subscription
+		}
+		respond "ok {keymanager.scopes}"
+	}
 }
 `, f.storage, f.cfgIdP.issuer, f.cfgIdP.srv.URL)
 	f.tester = caddytest.NewTester(t)
@@ -315,6 +323,65 @@ func TestAdminAPI(t *testing.T) {
 		}
 		if wins != 1 || lost != n-1 {
 			t.Fatalf("codes %v: want exactly one 200 and %d 412", codes, n-1)
+		}
+	})
+	t.Run("applications: create, use, replace, delete", func(t *testing.T) {
+		tok := f.cfgIdP.mint(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders:read"})
+		if status, body := f.gw(t, "/sub/x", tok, ""); status != 403 || !strings.Contains(body, "900908") {
+			t.Fatalf("before the application exists: %d %s", status, body)
+		}
+		app := map[string]any{"id": "batch", "key_manager": "from-config", "client_id": "batch-app",
+			"scopes": []string{"reports:admin"}, "subscriptions": []string{"orders"}}
+		resp, body := f.call(t, "POST", "/keymanagers/acme/applications/", app, nil)
+		if resp.StatusCode != 201 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		etag := resp.Header.Get("ETag")
+		if status, body := f.gw(t, "/sub/x", tok, ""); status != 200 || body != "ok orders:read reports:admin" {
+			t.Fatalf("after: %d %q", status, body)
+		}
+		for _, tc := range []struct {
+			name, method, path string
+			body               any
+			hdr                map[string]string
+			status             int
+			want               string
+		}{
+			{"duplicate is 409", "POST", "/keymanagers/acme/applications/", app, nil, 409, "already exists"},
+			{"missing client_id is 400", "POST", "/keymanagers/acme/applications/", map[string]any{"id": "x", "key_manager": "from-config"}, nil, 400, "client_id"},
+			{"unknown key manager is 409", "POST", "/keymanagers/acme/applications/", map[string]any{"id": "y", "key_manager": "nope", "client_id": "c"}, nil, 409, "not visible"},
+			{"stale If-Match is 412", "PUT", "/keymanagers/acme/applications/batch", app, map[string]string{"If-Match": `"stale"`}, 412, ""},
+			{"unknown application is 404", "GET", "/keymanagers/acme/applications/nope", nil, nil, 404, ""},
+			{"deleting a KM an application uses is 409", "DELETE", "/keymanagers/acme/from-api", nil, nil, 409, ""},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if tc.name == "deleting a KM an application uses is 409" {
+					app2 := map[string]any{"id": "uses-api", "key_manager": "from-api", "client_id": "c2"}
+					if r, b := f.call(t, "POST", "/keymanagers/acme/applications/", app2, nil); r.StatusCode != 201 {
+						t.Fatalf("%d %s", r.StatusCode, b)
+					}
+					defer f.call(t, "DELETE", "/keymanagers/acme/applications/uses-api", nil, nil)
+				}
+				resp, body := f.call(t, tc.method, tc.path, tc.body, tc.hdr)
+				if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
+					t.Fatalf("%d %s, want %d containing %q", resp.StatusCode, body, tc.status, tc.want)
+				}
+			})
+		}
+		app["subscriptions"] = []string{"billing"}
+		resp, body = f.call(t, "PUT", "/keymanagers/acme/applications/batch", app, map[string]string{"If-Match": etag})
+		if resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if status, _ := f.gw(t, "/sub/x", tok, ""); status != 403 {
+			t.Fatalf("after unsubscribing: %d", status)
+		}
+		resp, body = f.call(t, "DELETE", "/keymanagers/acme/applications/batch", nil, nil)
+		if resp.StatusCode != 204 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if resp, _ := f.call(t, "GET", "/keymanagers/acme/applications/batch", nil, nil); resp.StatusCode != 404 {
+			t.Fatalf("after delete: %d", resp.StatusCode)
 		}
 	})
 	t.Run("API Key Managers survive a config reload", func(t *testing.T) {

@@ -238,6 +238,13 @@ func (a *App) deleteKM(ctx context.Context, tenant, name, ifMatch string) error 
 		if ifMatch != "" && !etagMatches(ifMatch, cur.etag) {
 			return apiErr(http.StatusPreconditionFailed, "If-Match %s does not match the current ETag %s", ifMatch, cur.etag)
 		}
+		for t, list := range a.allApplicationsLocked(nil) {
+			for _, ap := range list {
+				if ap.KeyManager == name && (t == tenant || tenant == keymanagers.GlobalTenant) {
+					return apiErr(http.StatusConflict, "application %q of tenant %q uses key manager %q; delete or change it first", ap.ID, t, name)
+				}
+			}
+		}
 		if err := a.storage.Delete(ctx, storageKey(tenant, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return apiErr(http.StatusInternalServerError, "deleting from storage: %v", err)
 		}

@@ -23,13 +23,15 @@ import (
 
 // Storage layout (Caddy storage, shared by every instance on it):
 //
-//	keymanagers/tenants/<tenant>/<name>.json   API-made Key Managers
-//	keymanagers/revocations/<id>.json          gateway revocations
+//	keymanagers/tenants/<tenant>/<name>.json      API-made Key Managers
+//	keymanagers/applications/<tenant>/<id>.json   API-made applications
+//	keymanagers/revocations/<id>.json             gateway revocations
 //	keymanagers/lock                           write lock
 const (
-	storageTenants     = "keymanagers/tenants"
-	storageRevocations = "keymanagers/revocations"
-	storageLock        = "keymanagers/lock"
+	storageTenants      = "keymanagers/tenants"
+	storageApplications = "keymanagers/applications"
+	storageRevocations  = "keymanagers/revocations"
+	storageLock         = "keymanagers/lock"
 )
 
 // DefaultSyncInterval is how often storage is re-read.
@@ -51,12 +53,29 @@ type apiKM struct {
 	poolKey string
 }
 
+// apiApp is a loaded API-made application.
+type apiApp struct {
+	tenant  string
+	app     keymanagers.Application
+	etag    string
+	created time.Time
+	updated time.Time
+}
+
+// storedApp is one API-made application as stored.
+type storedApp struct {
+	Application keymanagers.Application `json:"application"`
+	Created     time.Time               `json:"created"`
+	Updated     time.Time               `json:"updated"`
+}
+
 // dynState is the app's run-time state: API-made Key Managers and
 // revocations. It is touched only by the admin API and the storage sync,
 // under mu; the request path sees it through the Gateway's snapshots.
 type dynState struct {
 	mu          sync.Mutex
-	kms         map[string]map[string]*apiKM // tenant -> name
+	kms         map[string]map[string]*apiKM  // tenant -> name
+	apps        map[string]map[string]*apiApp // tenant -> id
 	revocations map[string]keymanagers.Revocation
 	broken      map[string]string // storage key -> why it was not loaded (logged once)
 	cancel      context.CancelFunc
@@ -76,7 +95,7 @@ func etagOf(b []byte) string {
 // contacted) so handlers provisioned after the app can see API-made
 // tenants and Key Managers.
 func (a *App) initDynamic(ctx caddy.Context) error {
-	a.dyn = &dynState{kms: map[string]map[string]*apiKM{}, revocations: map[string]keymanagers.Revocation{}, broken: map[string]string{}}
+	a.dyn = &dynState{kms: map[string]map[string]*apiKM{}, apps: map[string]map[string]*apiApp{}, revocations: map[string]keymanagers.Revocation{}, broken: map[string]string{}}
 	a.storage = ctx.Storage()
 	if a.storage == nil {
 		return nil
@@ -158,6 +177,9 @@ func (a *App) syncLocked(ctx context.Context) error {
 	if a.syncRevocationsLocked(ctx) {
 		changed = true
 	}
+	if a.syncApplicationsLocked(ctx) {
+		changed = true
+	}
 	if changed || a.gateway == nil {
 		return a.rebuildLocked()
 	}
@@ -221,7 +243,106 @@ func (a *App) composeLocked(extra *apiKM) (*keymanagers.Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return reg.WithApplications(a.configApplications())
+	return reg.WithApplications(a.allApplicationsLocked(nil))
+}
+
+// composeKMsLocked is composeLocked without applications.
+func (a *App) composeKMsLocked() (*keymanagers.Registry, error) {
+	tenants := map[string][]*keymanagers.KeyManager{}
+	for t, kms := range a.cfgTenants {
+		tenants[t] = append([]*keymanagers.KeyManager(nil), kms...)
+	}
+	globals := append([]*keymanagers.KeyManager(nil), a.cfgGlobals...)
+	for _, k := range a.sortedAPIKMsLocked() {
+		if k.tenant == keymanagers.GlobalTenant {
+			globals = append(globals, k.km)
+		} else {
+			tenants[k.tenant] = append(tenants[k.tenant], k.km)
+		}
+	}
+	return keymanagers.NewRegistry(tenants, globals)
+}
+
+// allApplicationsLocked merges config and API applications (extra added or
+// replacing its id; drop removes one).
+func (a *App) allApplicationsLocked(extra *apiApp, drop ...string) map[string][]*keymanagers.Application {
+	out := a.configApplications()
+	for tenant, m := range a.dyn.apps {
+		ids := make([]string, 0, len(m))
+		for id := range m {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+		for _, id := range ids {
+			if extra != nil && extra.tenant == tenant && extra.app.ID == id {
+				continue
+			}
+			if len(drop) == 2 && drop[0] == tenant && drop[1] == id {
+				continue
+			}
+			app := m[id].app
+			out[tenant] = append(out[tenant], &app)
+		}
+	}
+	if extra != nil {
+		app := extra.app
+		out[extra.tenant] = append(out[extra.tenant], &app)
+	}
+	return out
+}
+
+// syncApplicationsLocked re-reads API-made applications; it reports a
+// change.
+func (a *App) syncApplicationsLocked(ctx context.Context) bool {
+	keys, err := a.storage.List(ctx, storageApplications, true)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			a.logger.Warn("listing applications", zap.Error(err))
+		}
+		keys = nil
+	}
+	changed := false
+	present := map[string]bool{}
+	for _, k := range keys {
+		rel := strings.TrimPrefix(k, storageApplications+"/")
+		tenant, file, ok := strings.Cut(rel, "/")
+		if !ok || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
+			continue
+		}
+		id := strings.TrimSuffix(file, ".json")
+		present[tenant+"/"+id] = true
+		b, err := a.storage.Load(ctx, k)
+		if err != nil {
+			delete(present, tenant+"/"+id)
+			continue
+		}
+		etag := etagOf(b)
+		if cur := a.dyn.apps[tenant][id]; cur != nil && cur.etag == etag {
+			continue
+		}
+		var rec storedApp
+		if err := caddy.StrictUnmarshalJSON(b, &rec); err != nil || rec.Application.ID != id || rec.Application.Validate() != nil {
+			a.markBroken(k, etag, "not a valid stored application")
+			continue
+		}
+		if a.dyn.apps[tenant] == nil {
+			a.dyn.apps[tenant] = map[string]*apiApp{}
+		}
+		a.dyn.apps[tenant][id] = &apiApp{tenant: tenant, app: rec.Application, etag: etag, created: rec.Created, updated: rec.Updated}
+		changed = true
+	}
+	for tenant, m := range a.dyn.apps {
+		for id := range m {
+			if !present[tenant+"/"+id] {
+				delete(m, id)
+				changed = true
+			}
+		}
+		if len(m) == 0 {
+			delete(a.dyn.apps, tenant)
+		}
+	}
+	return changed
 }
 
 // sortedAPIKMsLocked lists API Key Managers in a stable order: creation
