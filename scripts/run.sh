@@ -81,6 +81,9 @@ caddy-keymanager demo is running (logs in run/). Tokens below are valid for 5 mi
   # an opaque ACME token, validated by RFC 7662 introspection (then cached)
   curl -s -H "Authorization: Bearer $OPAQUE" http://127.0.0.1:8080/acme/orders
 
+  # ACME's admin resources need the "admin" scope this token lacks (403, 900910)
+  curl -s -i -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/acme/admin/users
+
   # an ACME token on Globex's API is refused (401, 900901)
   curl -s -i -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/globex/orders
 
