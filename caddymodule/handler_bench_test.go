@@ -61,6 +61,7 @@ func benchHandler(b *testing.B, forward []ForwardClaim) (*Handler, string) {
 	}
 	b.Cleanup(func() { _ = cache.Close() })
 	app := &App{gateway: keymanagers.NewGateway(reg, cache, nil, nil)}
+	initMetrics() // count validations as a provisioned app does
 	var claims []string
 	for _, f := range forward {
 		claims = append(claims, f.Claim)

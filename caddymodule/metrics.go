@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,11 @@ var metrics struct {
 	once        sync.Once
 	validations *prometheus.CounterVec
 	cache       *prometheus.CounterVec
+	hit, miss   prometheus.Counter
+	// ok caches the outcome="ok" counters by tenant and Key Manager
+	// (copy-on-write), so the success path neither locks nor allocates.
+	okMu sync.Mutex
+	ok   atomic.Pointer[map[string]map[string]prometheus.Counter]
 }
 
 const unknownTenantLabel = "_unknown"
@@ -32,7 +38,36 @@ func initMetrics() {
 			Namespace: "caddy", Subsystem: "keymanagers", Name: "cache_requests_total",
 			Help: "Result cache lookups of successful validations, by result (hit or miss).",
 		}, []string{"result"})
+		metrics.hit = metrics.cache.WithLabelValues("hit")
+		metrics.miss = metrics.cache.WithLabelValues("miss")
+		metrics.ok.Store(&map[string]map[string]prometheus.Counter{})
 	})
+}
+
+// okCounter returns the outcome="ok" counter of (tenant, keyManager).
+func okCounter(tenant, keyManager string) prometheus.Counter {
+	if c := (*metrics.ok.Load())[tenant][keyManager]; c != nil {
+		return c
+	}
+	metrics.okMu.Lock()
+	defer metrics.okMu.Unlock()
+	cur := *metrics.ok.Load()
+	if c := cur[tenant][keyManager]; c != nil {
+		return c
+	}
+	c := metrics.validations.WithLabelValues(tenant, keyManager, "ok")
+	next := make(map[string]map[string]prometheus.Counter, len(cur)+1)
+	for t, m := range cur {
+		next[t] = m
+	}
+	inner := make(map[string]prometheus.Counter, len(cur[tenant])+1)
+	for k, v := range cur[tenant] {
+		inner[k] = v
+	}
+	inner[keyManager] = c
+	next[tenant] = inner
+	metrics.ok.Store(&next)
+	return c
 }
 
 // registerMetrics registers the shared collectors and this app's Key
@@ -88,12 +123,16 @@ func (h *Handler) observe(tenant, keyManager, outcome string, cached, counted bo
 	if h.dynTenant && h.app.gateway.Registry().Tenant(tenant) == nil {
 		tenant = unknownTenantLabel
 	}
-	metrics.validations.WithLabelValues(tenant, keyManager, outcome).Inc()
+	if outcome == "ok" {
+		okCounter(tenant, keyManager).Inc()
+	} else {
+		metrics.validations.WithLabelValues(tenant, keyManager, outcome).Inc()
+	}
 	if counted {
 		if cached {
-			metrics.cache.WithLabelValues("hit").Inc()
+			metrics.hit.Inc()
 		} else {
-			metrics.cache.WithLabelValues("miss").Inc()
+			metrics.miss.Inc()
 		}
 	}
 }
