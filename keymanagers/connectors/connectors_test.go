@@ -175,6 +175,7 @@ func TestDerive(t *testing.T) {
 		}},
 		{"pingfederate/central-keys", &PingFederate{BaseURL: "https://pf.example.com:9031"}, withClient, want{
 			issuer:        "https://pf.example.com:9031",
+			wellKnown:     "https://pf.example.com:9031/.well-known/openid-configuration",
 			jwks:          "https://pf.example.com:9031/pf/JWKS",
 			introspection: "https://pf.example.com:9031/as/introspect.oauth2",
 			tokenURL:      "https://pf.example.com:9031/as/token.oauth2",
@@ -182,12 +183,14 @@ func TestDerive(t *testing.T) {
 		}},
 		{"pingfederate/atm-jwks-path", &PingFederate{BaseURL: "https://pf.example.com:9031", JWKSPath: "/oauth/jwks"}, keymanagers.Definition{}, want{
 			issuer:      "https://pf.example.com:9031",
+			wellKnown:   "https://pf.example.com:9031/.well-known/openid-configuration",
 			jwks:        "https://pf.example.com:9031/ext/oauth/jwks",
 			tokenURL:    "https://pf.example.com:9031/as/token.oauth2",
 			consumerKey: "client_id", scopes: "scope",
 		}},
 		{"pingfederate/ext-path-kept", &PingFederate{BaseURL: "https://pf.example.com", JWKSPath: "/ext/atm2/jwks"}, keymanagers.Definition{}, want{
 			issuer:      "https://pf.example.com",
+			wellKnown:   "https://pf.example.com/.well-known/openid-configuration",
 			jwks:        "https://pf.example.com/ext/atm2/jwks",
 			tokenURL:    "https://pf.example.com/as/token.oauth2",
 			consumerKey: "client_id", scopes: "scope",

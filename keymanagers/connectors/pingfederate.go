@@ -11,15 +11,15 @@ import (
 // Derived: issuer {base} (a JWT access token carries iss only when its
 // access token manager sets "Issuer Claim Value": set it to the base URL,
 // or set issuer to the value it has), JWKS {base}/pf/JWKS (the centralized
-// signing key) or {base}/ext/{jwks_path} for an access token manager that
+// signing key) or {base}/ext{jwks_path} for an access token manager that
 // publishes its own keys, introspection {base}/as/introspect.oauth2 (with
 // client_id; the client needs the "Access Token Validation" grant), token
 // endpoint {base}/as/token.oauth2, consumer key claim client_id (the access
 // token manager's "Client ID Claim Name"), scopes from the scope claim
-// ("Scope Claim Name"), a JSON array or a space-separated string.
-//
-// No discovery URL is derived: PingFederate's OIDC discovery describes its
-// OIDC issuer and central keys, not each access token manager's.
+// ("Scope Claim Name"), a JSON array or a space-separated string, and the
+// discovery URL {base}/.well-known/openid-configuration (its issuer is
+// {base}; only the issuer is checked against it, the keys and endpoints
+// above are used whatever it lists).
 type PingFederate struct {
 	// BaseURL is the runtime engine's origin, for example
 	// https://pf.example.com:9031.
@@ -48,6 +48,7 @@ func (c *PingFederate) Derive(def *keymanagers.Definition) error {
 	}
 	derived{
 		issuer:        base,
+		wellKnown:     base + "/.well-known/openid-configuration",
 		jwks:          jwks,
 		introspection: base + "/as/introspect.oauth2",
 		tokenURL:      base + "/as/token.oauth2",
