@@ -589,7 +589,7 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 		if _, err := connectorFor(def); err != nil {
 			line := fieldLines["type"]
 			for _, u := range unknown {
-				if strings.Contains(err.Error(), `"`+u.name+`"`) {
+				if msg := err.Error(); strings.Contains(msg, `"`+u.name+`"`) || strings.Contains(msg, "."+u.name+" ") {
 					line = u.line
 				}
 			}

@@ -285,13 +285,14 @@ func (km *KeyManager) run() {
 
 // sync runs discovery when still needed, then refetches the key set.
 func (km *KeyManager) sync(ctx context.Context) error {
-	if err := km.ensureDiscovered(ctx, true); err != nil {
-		return err
-	}
+	derr := km.ensureDiscovered(ctx, true)
 	if km.jwksURL.Load() == nil {
-		return nil
+		return derr // (a configured jwks_url is fetched even while discovery fails)
 	}
 	_, err, _ := km.sf.Do("jwks", func() (any, error) { return nil, km.fetchKeys(ctx) })
+	if err == nil {
+		err = derr
+	}
 	return err
 }
 
@@ -449,7 +450,7 @@ func (km *KeyManager) refreshKeysForToken(ctx context.Context) bool {
 	if cur != nil && km.now().UnixNano()-km.lastTokenRefresh.Load() < floor {
 		return false // cheap pre-check, without the singleflight lock
 	}
-	if err := km.ensureDiscovered(ctx, false); err != nil {
+	if err := km.ensureDiscovered(ctx, false); err != nil && km.jwksURL.Load() == nil {
 		return false
 	}
 	if km.jwksURL.Load() == nil {

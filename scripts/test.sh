@@ -16,6 +16,7 @@ tools/hydra/build.sh
 
 echo "== go vet"
 go vet ./...
+(cd examples/acmeidp && go vet ./...)
 
 echo "== go test -race (full log: $log)"
 set +e
@@ -40,6 +41,20 @@ if [ "$passed" -eq 0 ]; then
   echo "no test ran"
   exit 1
 fi
+
+echo "== example third-party connector (examples/acmeidp, its own module)"
+if ! (cd examples/acmeidp && go test -race -count=1 -v ./... >"../../bin/test-example.log" 2>&1); then
+  grep -E '^(--- FAIL|FAIL|panic:)|_test\.go:[0-9]+:' bin/test-example.log || tail -30 bin/test-example.log
+  echo "tests: $passed passed, 1 failed"
+  exit 1
+fi
+ex_passed=$(grep -c -E '^\s*--- PASS' bin/test-example.log || true)
+ex_skipped=$(grep -c -E '^\s*--- SKIP' bin/test-example.log || true)
+if [ "$ex_skipped" -ne 0 ] || [ "$ex_passed" -eq 0 ]; then
+  echo "examples/acmeidp: $ex_passed passed, $ex_skipped skipped (skips fail the run)"
+  exit 1
+fi
+passed=$((passed + ex_passed))
 
 echo "== fuzzing each target for $FUZZTIME"
 fuzzed=0
