@@ -203,9 +203,15 @@ func TestKeyManager_JWKSDownAtStartIsUnavailableAndRecoversWhenItComesUp(t *test
 	}
 
 	// The JWKS server comes up on that address.
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("cannot listen again on %s: %v", addr, err)
+	var ln2 net.Listener
+	for i := 0; ; i++ { // the port was ours a moment ago; retry briefly, never skip
+		if ln2, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		if i == 50 {
+			t.Fatalf("cannot listen again on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
