@@ -127,14 +127,16 @@ func (a *App) writeLocked(ctx context.Context, fn func() error) error {
 	if a.storage == nil {
 		return apiErr(http.StatusServiceUnavailable, "no storage is configured")
 	}
-	a.dyn.mu.Lock()
-	defer a.dyn.mu.Unlock()
+	// The storage lock first: waiting for it (another instance writing)
+	// must not hold up this instance's sync and reads.
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := a.storage.Lock(lctx, storageLock); err != nil {
 		return apiErr(http.StatusServiceUnavailable, "could not take the storage lock: %v", err)
 	}
 	defer func() { _ = a.storage.Unlock(context.Background(), storageLock) }()
+	a.dyn.mu.Lock()
+	defer a.dyn.mu.Unlock()
 	if err := a.syncLocked(ctx); err != nil {
 		a.logger.Warn("re-reading storage before a change", zap.Error(err))
 	}

@@ -112,9 +112,9 @@ func (a *App) syncLocked(ctx context.Context) error {
 		return nil
 	}
 	changed := false
-	keys, err := a.storage.List(ctx, storageTenants, true)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("listing %s in storage: %v", storageTenants, err)
+	keys, err := a.listStorage(ctx, storageTenants, true)
+	if err != nil {
+		return err // keep the current state; the next sync retries
 	}
 	present := map[string]bool{}
 	for _, k := range keys {
@@ -184,6 +184,26 @@ func (a *App) syncLocked(ctx context.Context) error {
 		return a.rebuildLocked()
 	}
 	return nil
+}
+
+// listStorage lists prefix. A missing folder is an empty list; any other
+// failure (including file storage's "not found" when another instance
+// renames a record over an old one in the middle of the listing) is an
+// error after a few tries, so a partial listing is never taken for the
+// whole.
+func (a *App) listStorage(ctx context.Context, prefix string, recursive bool) ([]string, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		keys, err := a.storage.List(ctx, prefix, recursive)
+		if err == nil {
+			return keys, nil
+		}
+		if errors.Is(err, fs.ErrNotExist) && !a.storage.Exists(ctx, prefix) {
+			return nil, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("listing %s in storage: %v", prefix, lastErr)
 }
 
 func (a *App) markBroken(key, etag, why string) {
@@ -294,12 +314,10 @@ func (a *App) allApplicationsLocked(extra *apiApp, drop ...string) map[string][]
 // syncApplicationsLocked re-reads API-made applications; it reports a
 // change.
 func (a *App) syncApplicationsLocked(ctx context.Context) bool {
-	keys, err := a.storage.List(ctx, storageApplications, true)
+	keys, err := a.listStorage(ctx, storageApplications, true)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			a.logger.Warn("listing applications", zap.Error(err))
-		}
-		keys = nil
+		a.logger.Warn("listing applications; keeping the current ones", zap.Error(err))
+		return false
 	}
 	changed := false
 	present := map[string]bool{}
@@ -368,12 +386,10 @@ func (a *App) sortedAPIKMsLocked() []*apiKM {
 
 // syncRevocationsLocked re-reads revocations; it reports a change.
 func (a *App) syncRevocationsLocked(ctx context.Context) bool {
-	keys, err := a.storage.List(ctx, storageRevocations, false)
+	keys, err := a.listStorage(ctx, storageRevocations, false)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			a.logger.Warn("listing revocations", zap.Error(err))
-		}
-		keys = nil
+		a.logger.Warn("listing revocations; keeping the current ones", zap.Error(err))
+		return false
 	}
 	now := time.Now()
 	seen := map[string]bool{}
@@ -441,9 +457,9 @@ func (a *App) startSync() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				sctx, scancel := context.WithTimeout(ctx, interval)
 				a.dyn.mu.Lock()
-				if err := a.syncLocked(sctx); err != nil {
+				sctx, scancel := context.WithTimeout(ctx, interval)
+				if err := a.syncLocked(sctx); err != nil && ctx.Err() == nil {
 					a.logger.Warn("storage sync failed", zap.Error(err))
 				}
 				a.dyn.mu.Unlock()
