@@ -322,7 +322,7 @@ func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) 
 		}
 		tok.SetAuthHeader(req)
 	}
-	resp, err := km.client.Do(req)
+	resp, err := km.postClient.Do(req)
 	if err != nil {
 		return nil, scrubURLError(err)
 	}
@@ -400,7 +400,7 @@ func (km *KeyManager) bearerSource() (oauth2.TokenSource, error) {
 			return
 		}
 		cc := &clientcredentials.Config{ClientID: km.def.ClientID, ClientSecret: km.def.ClientSecret, TokenURL: tokenURL}
-		ctx := context.WithValue(km.ctx, oauth2.HTTPClient, km.client)
+		ctx := context.WithValue(km.ctx, oauth2.HTTPClient, km.postClient)
 		in.ts = oauth2.ReuseTokenSource(nil, cc.TokenSource(ctx))
 	})
 	return in.ts, in.tsErr

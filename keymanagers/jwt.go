@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"hash"
-	"io"
 	"math"
 	"math/big"
 	"strings"
@@ -90,44 +89,53 @@ func b64(s string) ([]byte, error) {
 
 // decodeObject decodes a JSON object into its top-level members, matching
 // names exactly (encoding/json's struct decoding folds case, which would let
-// "ISS" stand in for "iss") and refusing duplicate member names (RFC 7515
-// 5.2 allows either refusing or taking the last; refusing leaves no room
-// for two parsers to disagree).
+// "ISS" stand in for "iss"; map keys are exact) and refusing duplicate
+// member names (RFC 7515 5.2 allows either refusing or taking the last;
+// refusing leaves no room for two parsers to disagree).
 func decodeObject(b []byte) (map[string]json.RawMessage, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
 		return nil, errors.New("not a JSON object")
 	}
-	out := make(map[string]json.RawMessage, 16)
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("not a JSON object")
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, errors.New("not a JSON object")
-		}
-		if _, dup := out[name]; dup {
-			return nil, errors.New("duplicate member name")
-		}
-		out[name] = v
+	// The map keeps one value per (decoded) name: fewer entries than names
+	// in the text means a duplicate.
+	if n, ok := countMembers(b); !ok || n != len(m) {
+		return nil, errors.New("duplicate member name")
 	}
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
-		return nil, errors.New("not a JSON object")
+	return m, nil
+}
+
+// countMembers counts the top-level member names of a JSON object that
+// encoding/json has already accepted.
+func countMembers(b []byte) (int, bool) {
+	depth, n := 0, 0
+	expectName := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '"':
+			if depth == 1 && expectName {
+				n++
+				expectName = false
+			}
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '{', '[':
+			depth++
+			if depth == 1 && c == '{' {
+				expectName = true
+			}
+		case '}', ']':
+			depth--
+		case ',':
+			if depth == 1 {
+				expectName = true
+			}
+		}
 	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after the JSON object")
-	}
-	return out, nil
+	return n, depth == 0
 }
 
 // decodeHeader reads the JOSE header with exact member names.

@@ -34,6 +34,7 @@ type KeyManager struct {
 	fingerprint string
 	fpHash      uint64
 	client      *http.Client
+	postClient  *http.Client
 	logger      *zap.Logger
 	now         func() time.Time
 
@@ -151,6 +152,10 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 		return nil, err
 	}
 	km.client = client
+	// Credentials and tokens are POSTed: never follow a redirect with them
+	// (a 307/308 would resend both to wherever it points).
+	km.postClient = &http.Client{Transport: client.Transport, Timeout: client.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if def.TLS != nil && def.TLS.InsecureSkipVerify {
 		km.logger.Warn("tls insecure_skip_verify is on: this Key Manager's certificates are not checked")
 	}
