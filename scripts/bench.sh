@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${BENCH_DURATION:-10s}
 CONNS=${BENCH_CONNECTIONS:-64}
-FRESH=${BENCH_FRESH_TOKENS:-40000}
+FRESH=${BENCH_FRESH_TOKENS:-50000}
 OUT=bench/out
 rm -rf "$OUT" && mkdir -p "$OUT"
 
