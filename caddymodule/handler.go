@@ -373,7 +373,3 @@ var (
 	_ caddy.Validator             = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
-
-// isB64Token reports RFC 6750 b64token syntax (checked by the gateway on a
-// cache miss; extractToken only splits the header).
-func isB64Token(s string) bool { return keymanagers.ValidTokenSyntax(s) }

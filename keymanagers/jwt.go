@@ -38,13 +38,6 @@ type parsedJWT struct {
 	sig          []byte
 }
 
-// LooksLikeJWT reports whether token has the shape of a compact JWS or JWE
-// (three or five base64url parts), without decoding it.
-func LooksLikeJWT(token string) bool {
-	n := strings.Count(token, ".")
-	return (n == 2 || n == 4) && strings.HasPrefix(token, "eyJ")
-}
-
 // parseCompact splits and decodes a compact JWS. It never verifies.
 func parseCompact(token string) (*parsedJWT, error) {
 	dots := strings.Count(token, ".")
