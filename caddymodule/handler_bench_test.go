@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -100,18 +98,16 @@ func benchServe(b *testing.B, h *Handler, token string) {
 	req.Header.Set("Authorization", "Bearer "+token)
 	w := httptest.NewRecorder()
 	// warm the cache
-	repl := caddy.NewReplacer()
-	r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+	r := newBenchRequest(req)
 	if err := h.ServeHTTP(w, r, okNext); err != nil || w.Code != 200 {
 		b.Fatalf("warm-up: %v %d %s", err, w.Code, w.Body.String())
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// A fresh Replacer per request, as Caddy's server makes; see
-		// BenchmarkRequestSetupBaseline for its own cost.
-		repl := caddy.NewReplacer()
-		r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
+		// A fresh request with Caddy's HTTP replacer, as the server makes
+		// per request; see BenchmarkRequestSetupBaseline for its own cost.
+		r := newBenchRequest(req)
 		if err := h.ServeHTTP(w, r, okNext); err != nil {
 			b.Fatal(err)
 		}
@@ -137,8 +133,15 @@ func BenchmarkRequestSetupBaseline(b *testing.B) {
 	req := httptest.NewRequest("GET", "http://api.bench.test/orders/1", nil)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		repl := caddy.NewReplacer()
-		r := req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, repl))
-		_ = r
+		_ = newBenchRequest(req)
 	}
+}
+
+// newBenchRequest copies req and gives it Caddy's HTTP replacer (with the
+// http.* provider, as caddyhttp's server does).
+func newBenchRequest(req *http.Request) *http.Request {
+	r := new(http.Request)
+	*r = *req
+	caddyhttp.NewTestReplacer(r)
+	return r
 }
