@@ -127,8 +127,12 @@ func (a *App) writeLocked(ctx context.Context, fn func() error) error {
 	if a.storage == nil {
 		return apiErr(http.StatusServiceUnavailable, "no storage is configured")
 	}
-	// The storage lock first: waiting for it (another instance writing)
-	// must not hold up this instance's sync and reads.
+	// Writers of this instance queue on writeMu (file storage polls its
+	// lock once a second, so they must not all poll it), then take the
+	// storage lock, and only then the state lock: waiting for another
+	// instance's write must not hold up this instance's sync and reads.
+	a.dyn.writeMu.Lock()
+	defer a.dyn.writeMu.Unlock()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := a.storage.Lock(lctx, storageLock); err != nil {

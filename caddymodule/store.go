@@ -73,6 +73,7 @@ type storedApp struct {
 // revocations. It is touched only by the admin API and the storage sync,
 // under mu; the request path sees it through the Gateway's snapshots.
 type dynState struct {
+	writeMu     sync.Mutex // serialises this instance's admin writes
 	mu          sync.Mutex
 	kms         map[string]map[string]*apiKM  // tenant -> name
 	apps        map[string]map[string]*apiApp // tenant -> id
