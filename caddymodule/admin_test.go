@@ -6,14 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 	"github.com/lestrrat-go/jwx/v2/jwa"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
 )
 
 const adminBase = "http://localhost:2999"
@@ -382,6 +388,71 @@ func TestAdminAPI(t *testing.T) {
 		}
 		if resp, _ := f.call(t, "GET", "/keymanagers/acme/applications/batch", nil, nil); resp.StatusCode != 404 {
 			t.Fatalf("after delete: %d", resp.StatusCode)
+		}
+	})
+	t.Run("placeholders in API-made definitions are not expanded", func(t *testing.T) {
+		t.Setenv("KMGATE_ADMIN_PLACEHOLDER_TEST", "host-secret-value")
+		var gotSecret atomic.Value
+		intro := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, pass, _ := r.BasicAuth()
+			pass, _ = url.QueryUnescape(pass) // RFC 6749 2.3.1 form-encodes it
+			gotSecret.Store(pass)
+			_, _ = w.Write([]byte(`{"active":true,"client_id":"c","sub":"s"}`))
+		}))
+		defer intro.Close()
+		def := map[string]any{"name": "intro", "issuer": "https://intro.test", "introspection_url": intro.URL,
+			"client_id": "c", "client_secret": "{env.KMGATE_ADMIN_PLACEHOLDER_TEST}"}
+		if resp, body := f.call(t, "POST", "/keymanagers/placeholders/", def, nil); resp.StatusCode != 201 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		defer f.call(t, "DELETE", "/keymanagers/placeholders/intro", nil, nil)
+		if status, body := f.gw(t, "/dyn/x", "some-opaque-token", "placeholders"); status != 200 {
+			t.Fatalf("%d %s", status, body)
+		}
+		if got, _ := gotSecret.Load().(string); got != "{env.KMGATE_ADMIN_PLACEHOLDER_TEST}" {
+			t.Fatalf("the introspection endpoint received %q: an API definition's placeholder was expanded", got)
+		}
+	})
+	t.Run("a stored Key Manager that conflicts with the config is ignored and blocks nothing", func(t *testing.T) {
+		// As if another instance (with another config) had stored it: the
+		// same issuer as this instance's config Key Manager.
+		dir := filepath.Join(f.storage, "keymanagers", "tenants", "acme")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		clash := fmt.Sprintf(`{"definition":{"name":"clash","issuer":%q,"jwks_url":%q},"created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z"}`,
+			f.cfgIdP.issuer, f.cfgIdP.srv.URL+"/jwks")
+		if err := os.WriteFile(filepath.Join(dir, "clash.json"), []byte(clash), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(filepath.Join(dir, "clash.json"))
+		tok := f.cfgIdP.mint(map[string]any{"sub": "later-revoked"})
+		if status, _ := f.gw(t, "/acme/x", tok, ""); status != 200 {
+			t.Fatal("config Key Manager token refused")
+		}
+		// A revocation stored by "another instance" must still arrive.
+		rv := fmt.Sprintf(`{"token_hash":%q,"expires_at":%q}`, keymanagers.TokenHash(tok), time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		rdir := filepath.Join(f.storage, "keymanagers", "revocations")
+		_ = os.MkdirAll(rdir, 0o755)
+		if err := os.WriteFile(filepath.Join(rdir, "t-other-instance.json"), []byte(rv), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, _ := f.gw(t, "/acme/x", tok, "")
+			if status == 401 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the revocation from storage was not applied (status %d)", status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if status, body := f.gw(t, "/acme/x", f.cfgIdP.mint(map[string]any{"sub": "other"}), ""); status != 200 || body != "ok from-config" {
+			t.Fatalf("config Key Manager after the clash: %d %q", status, body)
+		}
+		if _, body := f.call(t, "GET", "/keymanagers/acme/", nil, nil); strings.Contains(string(body), `"clash"`) {
+			t.Fatal("the conflicting stored Key Manager was loaded")
 		}
 	})
 	t.Run("API Key Managers survive a config reload", func(t *testing.T) {

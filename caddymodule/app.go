@@ -166,7 +166,7 @@ func (a *App) buildAll(ctx caddy.Context, tenant, path string, defs []*keymanage
 			return nil, fmt.Errorf("%s: name: %q is defined twice", where, d.Name)
 		}
 		seen[d.Name] = true
-		prepared, conn, err := a.prepare(*d)
+		prepared, conn, err := a.prepare(*d, true)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", where, err)
 		}
@@ -194,15 +194,20 @@ func (a *App) configApplications() map[string][]*keymanagers.Application {
 
 // prepare is the one validation path for a definition, from the config or
 // the admin API: connector, secrets placeholders, defaults, checks.
-func (a *App) prepare(def keymanagers.Definition) (keymanagers.Definition, keymanagers.Connector, error) {
+//
+// Placeholders ({env.*}, {file.*}) are expanded only for definitions from
+// the Caddy config (expand), never for admin API ones.
+func (a *App) prepare(def keymanagers.Definition, expand bool) (keymanagers.Definition, keymanagers.Connector, error) {
 	conn, err := loadConnector(a.ctx, &def)
 	if err != nil {
 		return def, nil, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}}
 	}
-	repl := caddy.NewReplacer()
-	def.ClientID = repl.ReplaceKnown(def.ClientID, "")
-	def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
-	def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
+	if expand {
+		repl := caddy.NewReplacer()
+		def.ClientID = repl.ReplaceKnown(def.ClientID, "")
+		def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
+		def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
+	}
 	prepared, err := keymanagers.Prepare(def, conn)
 	return prepared, conn, err
 }

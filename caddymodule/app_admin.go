@@ -184,14 +184,15 @@ func (a *App) putLocked(ctx context.Context, tenant string, def keymanagers.Defi
 	if a.dyn.kms[tenant] == nil {
 		a.dyn.kms[tenant] = map[string]*apiKM{}
 	}
-	if old := a.dyn.kms[tenant][def.Name]; old != nil {
-		_, _ = pool.Delete(old.poolKey)
-	}
+	old := a.dyn.kms[tenant][def.Name]
 	a.dyn.kms[tenant][def.Name] = cand
 	if a.started {
 		km.Start()
 	}
 	a.gateway.Swap(reg)
+	if old != nil {
+		_, _ = pool.Delete(old.poolKey) // after the swap: nothing uses it any more
+	}
 	return apiView(cand), nil
 }
 
@@ -251,18 +252,22 @@ func (a *App) deleteKM(ctx context.Context, tenant, name, ifMatch string) error 
 				}
 			}
 		}
+		// Build the registry without it first: commit only if that works.
+		delete(a.dyn.kms[tenant], name)
+		reg, err := a.composeLocked(nil)
+		if err != nil {
+			a.dyn.kms[tenant][name] = cur
+			return apiErr(http.StatusInternalServerError, "%v", err)
+		}
 		if err := a.storage.Delete(ctx, storageKey(tenant, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			a.dyn.kms[tenant][name] = cur
 			return apiErr(http.StatusInternalServerError, "deleting from storage: %v", err)
 		}
-		delete(a.dyn.kms[tenant], name)
 		if len(a.dyn.kms[tenant]) == 0 {
 			delete(a.dyn.kms, tenant)
 		}
-		err := a.rebuildLocked()
+		a.gateway.Swap(reg)
 		_, _ = pool.Delete(cur.poolKey)
-		if err != nil {
-			return apiErr(http.StatusInternalServerError, "%v", err)
-		}
 		return nil
 	})
 }
@@ -284,7 +289,9 @@ func (a *App) revoke(ctx context.Context, req revokeRequest) (keymanagers.Revoca
 	case req.Token != "" && req.JTI == "":
 		rv.TokenHash = keymanagers.TokenHash(req.Token)
 		if exp, ok := unverifiedExp(req.Token); ok && req.ExpiresAt.IsZero() {
-			rv.ExpiresAt = exp.Add(time.Minute)
+			// Until the token could no longer be accepted: exp plus the
+			// largest clock_skew allowed.
+			rv.ExpiresAt = exp.Add(10*time.Minute + time.Minute)
 		}
 	case req.Token == "" && req.JTI != "" && req.Issuer != "":
 		rv.Issuer, rv.JTI = req.Issuer, req.JTI

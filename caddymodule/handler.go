@@ -103,6 +103,29 @@ type ClaimRequirement struct {
 type forwardHeader struct {
 	claim  string
 	header string // canonical
+	folded string // lower case, '_' as '-': how CGI-style upstreams see it
+}
+
+func foldHeaderName(s string) string {
+	return strings.ReplaceAll(strings.ToLower(s), "_", "-")
+}
+
+// dropForwardAliases removes inbound headers that differ from a forwarded
+// one only by '_' for '-' (X-User_Id for X-User-Id): WSGI, PHP/CGI, Rack
+// and others map both to one variable, so a client could spoof the claim.
+func (h *Handler) dropForwardAliases(hdr http.Header) {
+	for k := range hdr {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		fk := foldHeaderName(k)
+		for _, f := range h.forward {
+			if fk == f.folded {
+				delete(hdr, k)
+				break
+			}
+		}
+	}
 }
 
 // CaddyModule returns the Caddy module information.
@@ -131,7 +154,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.dynTenant = strings.Contains(h.Tenant, "{")
 	claims := make([]string, 0, len(h.ForwardClaim))
 	for _, f := range h.ForwardClaim {
-		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: textproto.CanonicalMIMEHeaderKey(f.Header)})
+		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: textproto.CanonicalMIMEHeaderKey(f.Header), folded: foldHeaderName(f.Header)})
 		claims = append(claims, f.Claim)
 	}
 	if len(h.Scope) > 0 || h.Unmatched != "" || h.ScopeStrategy != "" {
@@ -238,6 +261,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	h.observe(tenant, p.KeyManager, "ok", p.Cached, true)
 	if repl != nil {
 		repl.Map(principalPlaceholders(p))
+	}
+	if len(h.forward) > 0 {
+		h.dropForwardAliases(r.Header)
 	}
 	for _, f := range h.forward {
 		r.Header.Del(f.header)

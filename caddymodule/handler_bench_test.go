@@ -68,7 +68,7 @@ func benchHandler(b *testing.B, forward []ForwardClaim) (*Handler, string) {
 	h := &Handler{Tenant: "acme", KeepToken: true, ForwardClaim: forward, app: app, logger: zap.NewNop(),
 		MaxTokenSize: DefaultMaxTokenSize, route: &keymanagers.Route{}}
 	for _, f := range forward {
-		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: http.CanonicalHeaderKey(f.Header)})
+		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: http.CanonicalHeaderKey(f.Header), folded: foldHeaderName(f.Header)})
 	}
 
 	tok := jwt.New()

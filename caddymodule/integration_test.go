@@ -215,6 +215,21 @@ func TestGatewayEndToEnd(t *testing.T) {
 			t.Fatal("Authorization header reached the upstream")
 		}
 	})
+	t.Run("an underscore variant of a forwarded header is dropped", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", gatewayBase+"/acme/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+acmeTok)
+		req.Header["X-User_Id"] = []string{"mallory"} // CGI-style upstreams read this as X-User-Id
+		resp, err := f.tester.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for k, v := range f.up.lastHeader() {
+			if strings.Contains(k, "_") || (strings.EqualFold(k, "X-User-Id") && (len(v) != 1 || v[0] != "alice")) {
+				t.Fatalf("upstream got %s: %q", k, v)
+			}
+		}
+	})
 	t.Run("forwarded claim missing from the token removes a spoofed header", func(t *testing.T) {
 		_, _ = f.do(t, "GET", "/acme/orders", corpTok, map[string]string{"X-Email": "spoof@evil.test"})
 		if got := f.up.lastHeader().Get("X-Email"); got != "" {

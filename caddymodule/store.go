@@ -113,6 +113,7 @@ func (a *App) syncLocked(ctx context.Context) error {
 		return nil
 	}
 	changed := false
+	var release []string
 	keys, err := a.listStorage(ctx, storageTenants, true)
 	if err != nil {
 		return err // keep the current state; the next sync retries
@@ -151,13 +152,21 @@ func (a *App) syncLocked(ctx context.Context) error {
 			a.markBroken(k, etag, err.Error())
 			continue
 		}
+		cand := &apiKM{tenant: tenant, rec: rec, etag: etag, km: km, poolKey: poolKey}
+		// One that does not fit this instance's configuration (same issuer
+		// as a config Key Manager, say) must not block every later rebuild.
+		if _, err := a.composeLocked(cand); err != nil {
+			_, _ = pool.Delete(poolKey)
+			a.markBroken(k, etag, err.Error())
+			continue
+		}
 		if a.dyn.kms[tenant] == nil {
 			a.dyn.kms[tenant] = map[string]*apiKM{}
 		}
 		if old := a.dyn.kms[tenant][name]; old != nil {
-			_, _ = pool.Delete(old.poolKey)
+			release = append(release, old.poolKey)
 		}
-		a.dyn.kms[tenant][name] = &apiKM{tenant: tenant, rec: rec, etag: etag, km: km, poolKey: poolKey}
+		a.dyn.kms[tenant][name] = cand
 		if a.started {
 			km.Start()
 		}
@@ -166,7 +175,7 @@ func (a *App) syncLocked(ctx context.Context) error {
 	for tenant, m := range a.dyn.kms {
 		for name, k := range m {
 			if !present[tenant+"/"+name] {
-				_, _ = pool.Delete(k.poolKey)
+				release = append(release, k.poolKey)
 				delete(m, name)
 				changed = true
 			}
@@ -175,6 +184,13 @@ func (a *App) syncLocked(ctx context.Context) error {
 			delete(a.dyn.kms, tenant)
 		}
 	}
+	// Runtimes of replaced or removed Key Managers are released only once
+	// the registry that used them is gone.
+	defer func() {
+		for _, k := range release {
+			_, _ = pool.Delete(k)
+		}
+	}()
 	if a.syncRevocationsLocked(ctx) {
 		changed = true
 	}
@@ -214,7 +230,10 @@ func (a *App) markBroken(key, etag, why string) {
 
 // buildAPIKM prepares a stored definition exactly as config ones are.
 func (a *App) buildAPIKM(tenant string, def keymanagers.Definition) (*keymanagers.KeyManager, string, error) {
-	prepared, conn, err := a.prepare(def)
+	// No placeholder expansion for API-made definitions: {file.*} and
+	// {env.*} would let an admin API caller read the host's files and
+	// environment (sent on as credentials to a URL of their choice).
+	prepared, conn, err := a.prepare(def, false)
 	if err != nil {
 		return nil, "", err
 	}
@@ -224,15 +243,14 @@ func (a *App) buildAPIKM(tenant string, def keymanagers.Definition) (*keymanager
 // rebuildLocked merges config and API Key Managers into a new registry
 // and swaps it in.
 func (a *App) rebuildLocked() error {
+	// Revocations never depend on the registry: install them whatever.
+	a.gateway.SetRevocations(keymanagers.NewRevocations(a.revocationListLocked(), time.Now()))
 	reg, err := a.composeLocked(nil)
 	if err != nil {
-		// A stored definition conflicts with the config (e.g. same issuer):
-		// keep serving the last good registry and say why.
 		a.logger.Error("key managers from storage conflict with the configuration; keeping the previous set", zap.Error(err))
 		return err
 	}
 	a.gateway.Swap(reg)
-	a.gateway.SetRevocations(keymanagers.NewRevocations(a.revocationListLocked(), time.Now()))
 	return nil
 }
 
@@ -397,9 +415,6 @@ func (a *App) syncRevocationsLocked(ctx context.Context) bool {
 	changed := false
 	for _, k := range keys {
 		seen[k] = true
-		if _, ok := a.dyn.revocations[k]; ok {
-			continue
-		}
 		b, err := a.storage.Load(ctx, k)
 		if err != nil {
 			continue
@@ -410,6 +425,10 @@ func (a *App) syncRevocationsLocked(ctx context.Context) bool {
 		}
 		if !rv.ExpiresAt.After(now) {
 			_ = a.storage.Delete(ctx, k) // expired: forget it
+			delete(seen, k)
+			continue
+		}
+		if cur, ok := a.dyn.revocations[k]; ok && cur == rv {
 			continue
 		}
 		a.dyn.revocations[k] = rv

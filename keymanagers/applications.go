@@ -116,27 +116,35 @@ func (t *Tenant) Application(keyManager, clientID string) *Application {
 func (t *Tenant) Applications() []*Application { return t.appList }
 
 // OwnedByClient reports whether the principal's token belongs to the
-// application itself rather than to a user (a client-credentials token):
-// no subject, a subject equal to the client id (or Auth0's
-// "<client_id>@clients"), or a vendor marker kept in the projected claims
-// (WSO2 aut=APPLICATION, Auth0 gty=client-credentials, Azure AD idtyp=app).
+// application itself rather than to a user (a client-credentials token).
+// Vendor markers decide when present (WSO2 aut, Auth0 gty, Azure AD
+// idtyp); otherwise Auth0's "<client_id>@clients" subject, a subject equal
+// to the client id, or (introspection only) no subject at all. An IdP whose
+// users choose their own subject (a username) must not let a username equal
+// a client id: docs/scopes.md says so.
 func (p *Principal) OwnedByClient() bool {
 	if p.ClientID == "" {
 		return false
 	}
-	if p.Subject == "" || p.Subject == p.ClientID || p.Subject == p.ClientID+"@clients" {
+	switch v, _ := p.Claim("aut"); v {
+	case "APPLICATION":
 		return true
+	case "APPLICATION_USER":
+		return false
 	}
-	if v, ok := p.Claim("aut"); ok && v == "APPLICATION" {
+	switch v, _ := p.Claim("idtyp"); v {
+	case "app":
 		return true
+	case "user":
+		return false
 	}
 	if v, ok := p.Claim("gty"); ok && v == "client-credentials" {
 		return true
 	}
-	if v, ok := p.Claim("idtyp"); ok && v == "app" {
-		return true
+	if p.Subject == "" {
+		return p.introspected
 	}
-	return false
+	return p.Subject == p.ClientID || p.Subject == p.ClientID+"@clients"
 }
 
 // ClientMarkerClaims are the claims OwnedByClient reads; hosts keep them

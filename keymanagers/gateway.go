@@ -401,7 +401,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 			return flight{err: err}, nil
 		}
 		now := g.now()
-		q := &Principal{key: p.key}
+		q := &Principal{key: p.key, introspected: true}
 		maxLife := now.Add(g.cache.maxTTL).Unix()
 		if verr := km.principalFromIntrospection(res, now, tokenIss); verr != nil {
 			if reason, ok := reasonIndex(verr); ok {

@@ -34,6 +34,8 @@ type Principal struct {
 	hardExpiry int64
 	negative   bool
 	reason     byte // negative results: index into negativeReasons
+	// introspected marks results from introspection (not a JWT).
+	introspected bool
 
 	fpHash   uint64 // the Key Manager's fingerprint hash
 	keyID    uint32 // the verifying key (JWKS path); 0: none to re-check
@@ -115,7 +117,11 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 
 const entryVersion = 5
 
-const flagNegative = 1
+const (
+	flagNegative     = 0x01
+	flagIntrospected = 0x80
+	// bits 1-6 hold a negative result's reason
+)
 
 // negativeReasons are the refusals a negative cache entry can replay.
 var negativeReasons = []*Error{ErrInactive, ErrRefreshToken, ErrExpired, ErrNotYetValid, ErrWrongTokenIssuer, ErrWrongAudience}
@@ -151,7 +157,10 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b := make([]byte, 0, n)
 	var flags byte
 	if p.negative {
-		flags |= flagNegative | p.reason<<1
+		flags |= flagNegative | (p.reason&0x3f)<<1
+	}
+	if p.introspected {
+		flags |= flagIntrospected
 	}
 	b = append(b, entryVersion, flags)
 	b = binary.LittleEndian.AppendUint32(b, p.claimSet)
@@ -187,7 +196,8 @@ func decodeEntry(b []byte, p *Principal) error {
 		return errBadEntry
 	}
 	p.negative = b[1]&flagNegative != 0
-	p.reason = b[1] >> 1
+	p.reason = (b[1] >> 1) & 0x3f
+	p.introspected = b[1]&flagIntrospected != 0
 	p.claimSet = binary.LittleEndian.Uint32(b[2:])
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
