@@ -114,28 +114,14 @@ func (a *App) syncLocked(ctx context.Context) error {
 	}
 	changed := false
 	var release []string
-	keys, err := a.listStorage(ctx, storageTenants, true)
+	files, err := a.readStored(ctx, storageTenants)
 	if err != nil {
 		return err // keep the current state; the next sync retries
 	}
 	present := map[string]bool{}
-	for _, k := range keys {
-		rel := strings.TrimPrefix(k, storageTenants+"/")
-		tenant, file, ok := strings.Cut(rel, "/")
-		if !ok || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
-			continue
-		}
-		name := strings.TrimSuffix(file, ".json")
+	for _, f := range files {
+		k, tenant, name, b, etag := f.key, f.tenant, f.name, f.data, f.etag
 		present[tenant+"/"+name] = true
-		b, err := a.storage.Load(ctx, k)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				delete(present, tenant+"/"+name)
-				continue
-			}
-			return fmt.Errorf("loading %s: %v", k, err)
-		}
-		etag := etagOf(b)
 		if cur := a.dyn.kms[tenant][name]; cur != nil && cur.etag == etag {
 			continue
 		}
@@ -201,6 +187,38 @@ func (a *App) syncLocked(ctx context.Context) error {
 		return a.rebuildLocked()
 	}
 	return nil
+}
+
+// storedFile is one record read from <prefix>/<tenant>/<name>.json.
+type storedFile struct {
+	key, tenant, name, etag string
+	data                    []byte
+}
+
+// readStored lists and loads every <prefix>/<tenant>/<name>.json. A record
+// that vanishes between listing and loading is left out; any other failure
+// is an error, and callers then keep their current state.
+func (a *App) readStored(ctx context.Context, prefix string) ([]storedFile, error) {
+	keys, err := a.listStorage(ctx, prefix, true)
+	if err != nil {
+		return nil, err
+	}
+	var out []storedFile
+	for _, k := range keys {
+		tenant, file, ok := strings.Cut(strings.TrimPrefix(k, prefix+"/"), "/")
+		if !ok || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
+			continue
+		}
+		b, err := a.storage.Load(ctx, k)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("loading %s: %v", k, err)
+		}
+		out = append(out, storedFile{key: k, tenant: tenant, name: strings.TrimSuffix(file, ".json"), etag: etagOf(b), data: b})
+	}
+	return out, nil
 }
 
 // listStorage lists prefix. A missing folder is an empty list; any other
@@ -333,27 +351,16 @@ func (a *App) allApplicationsLocked(extra *apiApp, drop ...string) map[string][]
 // syncApplicationsLocked re-reads API-made applications; it reports a
 // change.
 func (a *App) syncApplicationsLocked(ctx context.Context) bool {
-	keys, err := a.listStorage(ctx, storageApplications, true)
+	files, err := a.readStored(ctx, storageApplications)
 	if err != nil {
-		a.logger.Warn("listing applications; keeping the current ones", zap.Error(err))
+		a.logger.Warn("reading applications; keeping the current ones", zap.Error(err))
 		return false
 	}
 	changed := false
 	present := map[string]bool{}
-	for _, k := range keys {
-		rel := strings.TrimPrefix(k, storageApplications+"/")
-		tenant, file, ok := strings.Cut(rel, "/")
-		if !ok || !strings.HasSuffix(file, ".json") || strings.Contains(file, "/") {
-			continue
-		}
-		id := strings.TrimSuffix(file, ".json")
+	for _, f := range files {
+		k, tenant, id, b, etag := f.key, f.tenant, f.name, f.data, f.etag
 		present[tenant+"/"+id] = true
-		b, err := a.storage.Load(ctx, k)
-		if err != nil {
-			delete(present, tenant+"/"+id)
-			continue
-		}
-		etag := etagOf(b)
 		if cur := a.dyn.apps[tenant][id]; cur != nil && cur.etag == etag {
 			continue
 		}
