@@ -185,20 +185,27 @@ func (a *adminAPI) audit(r *http.Request, tenant, name, action string) {
 		zap.String("remote_addr", r.RemoteAddr))
 }
 
+// decodeBody reads a strict JSON body (unknown fields refused) of at most
+// maxAdminBody bytes into v; what names the body in errors.
+func decodeBody(r *http.Request, v any, what string) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
+	if err != nil {
+		return apiErr(http.StatusBadRequest, "reading the body: %v", err)
+	}
+	if len(body) > maxAdminBody {
+		return apiErr(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxAdminBody)
+	}
+	if err := caddy.StrictUnmarshalJSON(body, v); err != nil {
+		return apiErr(http.StatusBadRequest, "invalid JSON %s: %v", what, err)
+	}
+	return nil
+}
+
 // decodeDefinition reads a strict JSON definition from the body.
 func decodeDefinition(r *http.Request) (keymanagers.Definition, error) {
 	var def keymanagers.Definition
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
-	if err != nil {
-		return def, apiErr(http.StatusBadRequest, "reading the body: %v", err)
-	}
-	if len(body) > maxAdminBody {
-		return def, apiErr(http.StatusRequestEntityTooLarge, "the body is larger than %d bytes", maxAdminBody)
-	}
-	if err := caddy.StrictUnmarshalJSON(body, &def); err != nil {
-		return def, apiErr(http.StatusBadRequest, "invalid JSON definition: %v", err)
-	}
-	return def, nil
+	err := decodeBody(r, &def, "definition")
+	return def, err
 }
 
 func (a *adminAPI) create(w http.ResponseWriter, r *http.Request, tenant string) error {
@@ -317,13 +324,9 @@ type revokeRequest struct {
 }
 
 func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
-	if err != nil || len(body) > maxAdminBody {
-		return apiErr(http.StatusBadRequest, "unreadable or too large body")
-	}
 	var req revokeRequest
-	if err := caddy.StrictUnmarshalJSON(body, &req); err != nil {
-		return apiErr(http.StatusBadRequest, "invalid JSON: %v", err)
+	if err := decodeBody(r, &req, "revocation"); err != nil {
+		return err
 	}
 	rv, err := a.app.revoke(r.Context(), req)
 	if err != nil {

@@ -4,14 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"sort"
 	"time"
-
-	"github.com/caddyserver/caddy/v2"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
 )
@@ -105,14 +102,8 @@ func (a *adminAPI) serveApplications(w http.ResponseWriter, r *http.Request, ten
 
 func decodeApplication(r *http.Request) (keymanagers.Application, error) {
 	var ap keymanagers.Application
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAdminBody+1))
-	if err != nil || len(body) > maxAdminBody {
-		return ap, apiErr(http.StatusBadRequest, "unreadable or too large body")
-	}
-	if err := caddy.StrictUnmarshalJSON(body, &ap); err != nil {
-		return ap, apiErr(http.StatusBadRequest, "invalid JSON application: %v", err)
-	}
-	return ap, nil
+	err := decodeBody(r, &ap, "application")
+	return ap, err
 }
 
 func (a *App) listApps(tenant string) []appView {
