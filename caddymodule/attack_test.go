@@ -115,13 +115,13 @@ func newAtkEnv(t *testing.T) *atkEnv {
 	}
 	t.Cleanup(func() { _ = cache.Close() })
 	app := &App{gateway: keymanagers.NewGateway(reg, cache, logger, nil)}
-	policy, err := scopes.Compile(scopes.Config{Rules: []scopes.Rule{{Method: "GET", Path: "/admin", Scopes: []string{"admin"}}}})
+	route, err := keymanagers.CompileRoute(keymanagers.RouteConfig{Scopes: []scopes.Rule{{Method: "GET", Path: "/admin", Scopes: []string{"admin"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mk := func(max int) *Handler {
 		return &Handler{Tenant: "{http.request.header.X-Tenant}", dynTenant: true, app: app, logger: logger,
-			MaxTokenSize: max, route: &keymanagers.Route{}, policy: policy}
+			MaxTokenSize: max, route: route}
 	}
 	return &atkEnv{h: mk(DefaultMaxTokenSize), big: mk(16 << 10), logs: logs, priv: priv,
 		secrets: []string{atkSharedSecret, atkClientSecret}}

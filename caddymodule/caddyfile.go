@@ -758,17 +758,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.Tenant == "" {
 		return d.Err("keymanager: tenant is required")
 	}
-	if len(h.Scope) > 0 || h.Unmatched != "" || h.ScopeStrategy != "" {
-		cfg := scopes.Config{Unmatched: h.Unmatched, Strategy: h.ScopeStrategy}
-		for _, r := range h.Scope {
-			cfg.Rules = append(cfg.Rules, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
-		}
-		if _, err := scopes.Compile(cfg); err != nil {
-			return d.Errf("keymanager: %v", err)
-		}
-	}
-	if h.RequireSubscription && h.API == "" {
-		return d.Err("keymanager: require_subscription needs api NAME")
+	if _, err := keymanagers.CompileRoute(h.routeConfig()); err != nil {
+		return d.Errf("keymanager: %v", err)
 	}
 	return nil
 }

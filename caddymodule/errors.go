@@ -43,14 +43,12 @@ type errorBody struct {
 // server it returns a Caddy handler error (so those routes decide the
 // body); otherwise it writes the WSO2-compatible JSON body itself. Either
 // way the status and WWW-Authenticate header are the same.
+//
+// An insufficient-scope denial names the scopes that would satisfy the
+// resource in its challenge and body.
 func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, tenant string, err error) error {
-	return h.denyScope(w, r, repl, tenant, err, nil)
-}
-
-// denyScope is deny with the scopes that would satisfy the resource (for
-// the insufficient_scope challenge).
-func (h *Handler) denyScope(w http.ResponseWriter, r *http.Request, repl *caddy.Replacer, tenant string, err error, required []string) error {
 	e := keymanagers.Classify(err)
+	required := keymanagers.RequiredScopes(err)
 	resp := edge[e.Kind]
 	h.logDenial(r, tenant, err, e)
 
@@ -79,6 +77,7 @@ func (h *Handler) denyScope(w http.ResponseWriter, r *http.Request, repl *caddy.
 	}
 	if repl != nil {
 		repl.Set("keymanager.error.code", resp.code)
+		repl.Set("keymanager.error.reason", e.Reason)
 		repl.Set("keymanager.error.message", resp.message)
 		repl.Set("keymanager.error.description", e.Description)
 	}

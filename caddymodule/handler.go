@@ -73,8 +73,6 @@ type Handler struct {
 	dynTenant bool
 	forward   []forwardHeader
 	logger    *zap.Logger
-	policy    *scopes.Policy
-	claimReqs []scopes.ClaimRequirement
 }
 
 // ForwardClaim copies one claim into one upstream request header.
@@ -150,39 +148,32 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxTokenSize == 0 {
 		h.MaxTokenSize = DefaultMaxTokenSize
 	}
-	h.route = &keymanagers.Route{KeyManagers: h.KeyManagers}
+	route, err := keymanagers.CompileRoute(h.routeConfig())
+	if err != nil {
+		return fmt.Errorf("keymanager: %v", err)
+	}
+	h.route = route
 	h.dynTenant = strings.Contains(h.Tenant, "{")
-	claims := make([]string, 0, len(h.ForwardClaim))
+	claims := append([]string(nil), route.NeededClaims()...)
 	for _, f := range h.ForwardClaim {
 		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: textproto.CanonicalMIMEHeaderKey(f.Header), folded: foldHeaderName(f.Header)})
 		claims = append(claims, f.Claim)
 	}
-	if len(h.Scope) > 0 || h.Unmatched != "" || h.ScopeStrategy != "" {
-		cfg := scopes.Config{Unmatched: h.Unmatched, Strategy: h.ScopeStrategy}
-		for _, r := range h.Scope {
-			cfg.Rules = append(cfg.Rules, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
-		}
-		p, err := scopes.Compile(cfg)
-		if err != nil {
-			return fmt.Errorf("keymanager: %v", err)
-		}
-		h.policy = p
-	}
-	for i, c := range h.RequireClaim {
-		path, err := scopes.ParseClaimPath(c.Claim)
-		if err != nil {
-			return fmt.Errorf("keymanager: require_claim[%d]: %v", i, err)
-		}
-		if len(c.Values) == 0 {
-			return fmt.Errorf("keymanager: require_claim[%d]: needs at least one value", i)
-		}
-		h.claimReqs = append(h.claimReqs, scopes.ClaimRequirement{Path: path, Values: c.Values})
-		claims = append(claims, path[0])
-	}
-	// Application scopes decide "the application's own token" from these.
-	claims = append(claims, keymanagers.ClientMarkerClaims...)
 	h.app.addProjectedClaims(claims)
 	return nil
+}
+
+// routeConfig is the handler's authorization rules for the domain.
+func (h *Handler) routeConfig() keymanagers.RouteConfig {
+	c := keymanagers.RouteConfig{KeyManagers: h.KeyManagers, Strategy: h.ScopeStrategy, Unmatched: h.Unmatched,
+		API: h.API, RequireSubscription: h.RequireSubscription}
+	for _, r := range h.Scope {
+		c.Scopes = append(c.Scopes, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
+	}
+	for _, r := range h.RequireClaim {
+		c.RequireClaims = append(c.RequireClaims, keymanagers.ClaimRule{Claim: r.Claim, Values: r.Values})
+	}
+	return c
 }
 
 // Validate checks the handler against the app's registry.
@@ -236,29 +227,21 @@ func validHeaderName(s string) bool {
 	return true
 }
 
-// ServeHTTP implements caddyhttp.MiddlewareHandler.
+// ServeHTTP implements caddyhttp.MiddlewareHandler: one call into the
+// domain decides, then the principal is exposed and the request goes on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	tenant := h.Tenant
+	req := keymanagers.Request{Tenant: h.Tenant, Route: h.route, Method: r.Method, EscapedPath: r.URL.EscapedPath()}
 	if h.dynTenant && repl != nil {
-		tenant = repl.ReplaceAll(h.Tenant, "")
+		req.Tenant = repl.ReplaceAll(h.Tenant, "")
 	}
-	token, err := h.extractToken(r)
-	var p *keymanagers.Principal
-	if err == nil {
-		p, err = h.app.gateway.Authenticate(r.Context(), tenant, h.route, token)
-	} else if h.app.gateway.Registry().Tenant(tenant) == nil {
-		err = keymanagers.ErrUnknownTenant
-	}
+	req.Token, req.TokenErr = h.extractToken(r)
+	p, err := h.app.gateway.Authorize(r.Context(), &req)
 	if err != nil {
-		h.observe(tenant, "", outcomeLabel(keymanagers.Classify(err).Kind), false, false)
-		return h.deny(w, r, repl, tenant, err)
+		h.observeDenial(req.Tenant, p, err)
+		return h.deny(w, r, repl, req.Tenant, err)
 	}
-	if required, err := h.authorize(r, tenant, p); err != nil {
-		h.observe(tenant, p.KeyManager, outcomeLabel(keymanagers.Classify(err).Kind), p.Cached, true)
-		return h.denyScope(w, r, repl, tenant, err, required)
-	}
-	h.observe(tenant, p.KeyManager, "ok", p.Cached, true)
+	h.observe(req.Tenant, p.KeyManager, p.Cached)
 	if repl != nil {
 		repl.Map(principalPlaceholders(p))
 	}
@@ -277,48 +260,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return next.ServeHTTP(w, r)
 }
 
-// authorize applies application scopes, subscriptions, claim requirements
-// and resource scopes to a valid principal. It may replace p.Scopes with
-// the effective scopes.
-func (h *Handler) authorize(r *http.Request, tenant string, p *keymanagers.Principal) ([]string, error) {
-	var app *keymanagers.Application
-	if t := h.app.gateway.Registry().Tenant(tenant); t != nil {
-		app = t.Application(p.KeyManager, p.ClientID)
-	}
-	if app != nil && (len(app.Scopes) > 0 || len(app.DenyScopes) > 0) {
-		var add []string
-		if p.OwnedByClient() {
-			add = app.Scopes
-		}
-		p.Scopes = scopes.Effective(p.Scopes, add, app.DenyScopes)
-	}
-	if h.RequireSubscription {
-		if app == nil {
-			return nil, keymanagers.ErrNoApplication
-		}
-		if !app.Subscribed(h.API) {
-			return nil, keymanagers.ErrNotSubscribed
-		}
-	}
-	for _, c := range h.claimReqs {
-		raw, ok := p.ClaimRaw(c.Path[0])
-		if !ok || !c.SatisfiedBy([]byte(raw)) {
-			return nil, keymanagers.ErrClaimRequirement
-		}
-	}
-	if h.policy != nil {
-		path, ok := scopes.NormalizePath(r.URL.EscapedPath())
-		if !ok {
-			return nil, keymanagers.ErrBadPath
-		}
-		d := h.policy.Check(r.Method, path, p.Scopes)
-		if !d.Allowed {
-			return d.Required, keymanagers.ErrInsufficientScope
-		}
-	}
-	return nil, nil
-}
-
 // extractToken reads the bearer token from the Authorization header.
 func (h *Handler) extractToken(r *http.Request) (string, error) {
 	vals := r.Header.Values("Authorization")
@@ -326,7 +267,7 @@ func (h *Handler) extractToken(r *http.Request) (string, error) {
 		return "", keymanagers.ErrNoToken
 	}
 	if len(vals) > 1 {
-		return "", errMultipleAuth
+		return "", keymanagers.ErrMultipleAuth
 	}
 	v := vals[0]
 	if len(v) > h.MaxTokenSize+len("Bearer ") {
@@ -346,8 +287,6 @@ func (h *Handler) extractToken(r *http.Request) (string, error) {
 	// cache miss: a cached token was checked when it was first validated.
 	return tok, nil
 }
-
-var errMultipleAuth = &keymanagers.Error{Kind: keymanagers.KindInvalid, Description: "The request has more than one Authorization header."}
 
 // principalPlaceholders answers the {keymanager.*} placeholders and
 // {http.auth.user.id} for one request.
@@ -389,7 +328,7 @@ func (h *Handler) logDenial(r *http.Request, tenant string, err error, e *keyman
 	if c := h.logger.Check(level, "request denied"); c != nil {
 		// err carries log-only detail written by the domain; it never
 		// holds the token.
-		c.Write(zap.String("tenant", tenant), zap.String("reason", err.Error()), zap.String("remote_ip", r.RemoteAddr))
+		c.Write(zap.String("tenant", tenant), zap.String("reason", e.Reason), zap.String("detail", err.Error()), zap.String("remote_ip", r.RemoteAddr))
 	}
 }
 

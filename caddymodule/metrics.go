@@ -18,6 +18,7 @@ import (
 var metrics struct {
 	once        sync.Once
 	validations *prometheus.CounterVec
+	denials     *prometheus.CounterVec
 	cache       *prometheus.CounterVec
 	hit, miss   prometheus.Counter
 	// ok caches the outcome="ok" counters by tenant and Key Manager
@@ -34,6 +35,10 @@ func initMetrics() {
 			Namespace: "caddy", Subsystem: "keymanagers", Name: "validations_total",
 			Help: "Token validations by tenant, Key Manager and outcome.",
 		}, []string{"tenant", "key_manager", "outcome"})
+		metrics.denials = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "caddy", Subsystem: "keymanagers", Name: "denials_total",
+			Help: "Denied requests by tenant and stable reason id (docs/troubleshooting.md).",
+		}, []string{"tenant", "reason"})
 		metrics.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "caddy", Subsystem: "keymanagers", Name: "cache_requests_total",
 			Help: "Result cache lookups of successful validations, by result (hit or miss).",
@@ -81,7 +86,7 @@ func (a *App) registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.validations, metrics.cache, &kmCollector{app: a}} {
+	for _, c := range []prometheus.Collector{metrics.validations, metrics.denials, metrics.cache, &kmCollector{app: a}} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -115,26 +120,40 @@ func outcomeLabel(kind keymanagers.Kind) string {
 	return "error"
 }
 
-// observe counts one request's outcome.
-func (h *Handler) observe(tenant, keyManager, outcome string, cached, counted bool) {
+// observe counts an allowed request.
+func (h *Handler) observe(tenant, keyManager string, cached bool) {
 	if h.app.DisableMetrics || metrics.validations == nil {
 		return
 	}
-	if h.dynTenant && h.app.gateway.Registry().Tenant(tenant) == nil {
-		tenant = unknownTenantLabel
-	}
-	if outcome == "ok" {
-		okCounter(tenant, keyManager).Inc()
+	okCounter(tenant, keyManager).Inc()
+	if cached {
+		metrics.hit.Inc()
 	} else {
-		metrics.validations.WithLabelValues(tenant, keyManager, outcome).Inc()
+		metrics.miss.Inc()
 	}
-	if counted {
-		if cached {
+}
+
+// observeDenial counts a denied request by outcome and by reason. p is
+// the principal when the token was valid but authorization denied it.
+func (h *Handler) observeDenial(tenant string, p *keymanagers.Principal, err error) {
+	if h.app.DisableMetrics || metrics.validations == nil {
+		return
+	}
+	e := keymanagers.Classify(err)
+	if e.Kind == keymanagers.KindUnknownTenant && h.dynTenant {
+		tenant = unknownTenantLabel // a tenant from the request: not a label
+	}
+	keyManager := ""
+	if p != nil {
+		keyManager = p.KeyManager
+		if p.Cached {
 			metrics.hit.Inc()
 		} else {
 			metrics.miss.Inc()
 		}
 	}
+	metrics.validations.WithLabelValues(tenant, keyManager, outcomeLabel(e.Kind)).Inc()
+	metrics.denials.WithLabelValues(tenant, e.Reason).Inc()
 }
 
 var (

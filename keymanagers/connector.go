@@ -79,7 +79,7 @@ func (c Claims) Strings(name string, split bool) ([]string, bool) {
 // status (use KindInvalid for a 401), description is shown to the client
 // and must not contain the token or a secret.
 func NewError(kind Kind, description string) error {
-	return &Error{Kind: kind, Description: description}
+	return &Error{Kind: kind, Reason: ReasonConnectorRefused, Description: description}
 }
 
 // Custom is the generic OAuth2 / OIDC connector: every endpoint and claim

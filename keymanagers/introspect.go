@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -21,130 +20,6 @@ import (
 
 // maxIntrospectionBody bounds an introspection response.
 const maxIntrospectionBody = 1 << 20
-
-// Errors of the introspection path.
-var (
-	ErrInactive         = &Error{KindInvalid, "The access token is not active (revoked, expired or unknown to its Key Manager)."}
-	ErrRefreshToken     = &Error{KindInvalid, "A refresh token cannot be used as an access token."}
-	ErrIntrospection    = &Error{KindUnavailable, "The Key Manager could not validate the access token right now; try again later."}
-	ErrBreakerOpen      = &Error{KindUnavailable, "The Key Manager is failing; the gateway stopped asking it for a short while. Try again later."}
-	ErrWrongTokenIssuer = &Error{KindInvalid, "The access token was issued by another issuer than its Key Manager's."}
-)
-
-// tokenRules are a Key Manager's compiled token handling rules.
-type tokenRules struct {
-	reference []*regexp.Regexp
-	jwt       []map[string]*regexp.Regexp
-}
-
-func compileTokenRules(rules []TokenHandlingRule) (*tokenRules, error) {
-	tr := &tokenRules{}
-	for i, r := range rules {
-		switch r.Type {
-		case "reference":
-			re, err := regexp.Compile(r.Pattern)
-			if err != nil {
-				return nil, fmt.Errorf("token_handling[%d]: %v", i, err)
-			}
-			tr.reference = append(tr.reference, re)
-		case "jwt":
-			m := map[string]*regexp.Regexp{}
-			for c, p := range r.Claims {
-				re, err := regexp.Compile(p)
-				if err != nil {
-					return nil, fmt.Errorf("token_handling[%d].claims.%s: %v", i, c, err)
-				}
-				m[c] = re
-			}
-			tr.jwt = append(tr.jwt, m)
-		}
-	}
-	return tr, nil
-}
-
-// handlesOpaque reports whether the rules elect this Key Manager for an
-// opaque token: no rules at all, or a matching reference rule.
-func (tr *tokenRules) handlesOpaque(token string) bool {
-	if len(tr.reference) == 0 && len(tr.jwt) == 0 {
-		return true
-	}
-	for _, re := range tr.reference {
-		if re.MatchString(token) {
-			return true
-		}
-	}
-	return false
-}
-
-// handlesJWT reports whether a jwt rule matches the unverified claims (every
-// claim regex of one rule must match the claim's string value).
-func (tr *tokenRules) handlesJWT(claims map[string]json.RawMessage) bool {
-	for _, rule := range tr.jwt {
-		ok := true
-		for c, re := range rule {
-			v, isStr := claimString(claims[c])
-			if !isStr || !re.MatchString(v) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
-}
-
-// breaker is a consecutive-failure circuit breaker.
-type breaker struct {
-	threshold int64
-	cooldown  int64 // ns
-	failures  atomic.Int64
-	openUntil atomic.Int64 // unix ns; 0 closed
-	probing   atomic.Bool
-}
-
-// allow reports whether a call may go out now. When the cooldown has
-// passed, exactly one caller gets through as a probe.
-func (b *breaker) allow(now int64) bool {
-	until := b.openUntil.Load()
-	if until == 0 {
-		return true
-	}
-	if now < until {
-		return false
-	}
-	return b.probing.CompareAndSwap(false, true)
-}
-
-func (b *breaker) success() {
-	b.failures.Store(0)
-	b.openUntil.Store(0)
-	b.probing.Store(false)
-}
-
-// failure records a failed call; it reports whether the breaker opened.
-func (b *breaker) failure(now int64) bool {
-	n := b.failures.Add(1)
-	wasProbe := b.probing.Swap(false)
-	if b.threshold > 0 && (n >= b.threshold || wasProbe) {
-		b.openUntil.Store(now + b.cooldown)
-		return true
-	}
-	return false
-}
-
-// State is "closed", "open" or "half-open".
-func (b *breaker) state(now int64) string {
-	until := b.openUntil.Load()
-	switch {
-	case until == 0:
-		return "closed"
-	case now < until:
-		return "open"
-	}
-	return "half-open"
-}
 
 // introspector holds one Key Manager's introspection client state.
 type introspector struct {
@@ -447,25 +322,4 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 		}
 	}
 	return nil
-}
-
-// IntrospectionStatus is the introspection part of a Key Manager's status.
-type IntrospectionStatus struct {
-	URL      string `json:"url,omitempty"`
-	Calls    uint64 `json:"calls"`
-	Errors   uint64 `json:"errors"`
-	Breaker  string `json:"breaker"`
-	Failures int64  `json:"consecutive_failures"`
-}
-
-func (km *KeyManager) introspectionStatus() *IntrospectionStatus {
-	if km.def.TokenValidation == ValidationJWT {
-		return nil
-	}
-	s := &IntrospectionStatus{Calls: km.intro.calls.Load(), Errors: km.intro.errors.Load(),
-		Breaker: km.intro.breaker.state(km.now().UnixNano()), Failures: km.intro.breaker.failures.Load()}
-	if u := km.introspectURL.Load(); u != nil {
-		s.URL = *u
-	}
-	return s
 }

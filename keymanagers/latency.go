@@ -45,35 +45,3 @@ func (h *latencyHistogram) snapshot() LatencySnapshot {
 	}
 	return s
 }
-
-// Metrics are a Key Manager's counters for operators (monotonic for the
-// life of the runtime; a changed definition starts new ones).
-type Metrics struct {
-	JWKSFetches          uint64
-	JWKSFetchFailures    uint64
-	Keys                 int
-	KeysAge              time.Duration // 0 when no key set was fetched
-	IntrospectionCalls   uint64
-	IntrospectionErrors  uint64
-	BreakerOpen          bool
-	IntrospectionLatency LatencySnapshot
-}
-
-// Metrics returns the Key Manager's counters.
-func (km *KeyManager) Metrics() Metrics {
-	m := Metrics{
-		JWKSFetches:          km.fetches.Load(),
-		JWKSFetchFailures:    km.fetchFailures.Load(),
-		IntrospectionCalls:   km.intro.calls.Load(),
-		IntrospectionErrors:  km.intro.errors.Load(),
-		BreakerOpen:          km.intro.breaker.state(km.now().UnixNano()) == "open",
-		IntrospectionLatency: km.intro.latency.snapshot(),
-	}
-	if ks := km.keys.Load(); ks != nil {
-		m.Keys = len(ks.all)
-		if !ks.pinned {
-			m.KeysAge = km.now().Sub(ks.fetched)
-		}
-	}
-	return m
-}

@@ -108,16 +108,6 @@ func buildTenant(name string, own, globals []*KeyManager) (*Tenant, error) {
 	return t, nil
 }
 
-// Issuers returns every issuer the Key Manager vouches for (the configured
-// or discovered one first).
-func (km *KeyManager) Issuers() []string {
-	out := make([]string, 0, 1+len(km.def.AdditionalIssuers))
-	if iss := km.Issuer(); iss != "" {
-		out = append(out, iss)
-	}
-	return append(out, km.def.AdditionalIssuers...)
-}
-
 func (km *KeyManager) label() string {
 	if km.tenant == GlobalTenant {
 		return fmt.Sprintf("%q (global)", km.Name())
@@ -143,24 +133,3 @@ func (r *Registry) Globals() []*KeyManager { return r.globals }
 
 // All returns every Key Manager once.
 func (r *Registry) All() []*KeyManager { return r.all }
-
-// byIssuerLookup finds the enabled Key Manager for iss. It reports
-// pending when some Key Manager's issuer is not known yet (discovery has
-// not completed), and ambiguous when two discovered issuers collide.
-func (t *Tenant) byIssuerLookup(iss string) (km *KeyManager, pending []*KeyManager, ambiguous bool) {
-	km = t.byIssuer[iss]
-	for _, d := range t.dynamic {
-		di := d.Issuer()
-		if di == "" {
-			pending = append(pending, d)
-			continue
-		}
-		if di == iss {
-			if km != nil {
-				return nil, nil, true
-			}
-			km = d
-		}
-	}
-	return km, pending, false
-}

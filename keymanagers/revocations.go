@@ -6,9 +6,6 @@ import (
 	"time"
 )
 
-// ErrRevoked is the refusal of a token revoked at the gateway.
-var ErrRevoked = &Error{KindInvalid, "The access token has been revoked."}
-
 // Revocations is an immutable set of tokens refused at the gateway, by
 // token hash or by (issuer, jti). The Gateway holds one behind an atomic
 // pointer and checks it on every request, cache hits included.

@@ -1,0 +1,95 @@
+package keymanagers
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// introspectAndCache introspects token at km once for all concurrent
+// callers (singleflight per Key Manager and token hash) and caches the
+// answer: positive until min(exp, introspection_cache_ttl, max_ttl),
+// negative for negative_cache_ttl.
+func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyManager, token string, p *Principal, proj *projection, tokenIss string) (*Principal, error) {
+	type flight struct {
+		entry []byte
+		err   error
+	}
+	key := "i" + string(p.key[:])
+	ch := km.sf.DoChan(key, func() (any, error) {
+		// Detached from any one request: a caller that gives up does not
+		// fail the others.
+		// A caller that missed the cache just before an earlier flight
+		// finished would otherwise ask again.
+		if entry := g.cache.get(&p.key); entry != nil {
+			var c Principal
+			if decodeEntry(entry, &c) == nil && c.claimSet == proj.id && c.fpHash == km.fpHash && g.now().Unix() < c.ExpiresAt {
+				if c.negative {
+					return flight{err: c.negativeError()}, nil
+				}
+				return flight{entry: entry}, nil
+			}
+		}
+		ictx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout)+time.Second)
+		defer cancel()
+		res, err := km.introspect(ictx, token)
+		if err != nil {
+			return flight{err: err}, nil
+		}
+		now := g.now()
+		q := &Principal{key: p.key, introspected: true}
+		maxLife := now.Add(g.cache.maxTTL).Unix()
+		if verr := km.principalFromIntrospection(res, now, tokenIss); verr != nil {
+			if reason, ok := reasonIndex(verr); ok {
+				q.negative = true
+				q.reason = reason
+				soft := now.Add(time.Duration(km.def.NegativeCacheTTL)).Unix()
+				soft = min(soft, maxLife)
+				q.hardExpiry = soft
+				if entry, ferr := g.finish(km, km.Issuer(), q, proj, nil, soft); ferr == nil && km.def.NegativeCacheTTL > 0 {
+					g.cache.set(&q.key, entry)
+				}
+			}
+			return flight{err: verr}, nil
+		}
+		q.Subject = res.subject
+		q.ClientID = res.clientID
+		q.JTI, _ = claimString(res.claims["jti"])
+		q.Scopes = strings.Join(res.scopes, " ")
+		soft := min(now.Add(time.Duration(km.def.IntrospectionCacheTTL)).Unix(), maxLife)
+		// Without exp, a stale entry may live stale_if_error past its TTL.
+		q.hardExpiry = soft + int64(time.Duration(km.def.StaleIfError)/time.Second)
+		if res.hasExp {
+			q.hardExpiry = res.exp
+			soft = min(soft, res.exp)
+		}
+		iss := res.iss
+		if iss == "" {
+			iss = tokenIss
+		}
+		if iss == "" {
+			iss = km.Issuer()
+		}
+		entry, ferr := g.finish(km, iss, q, proj, res.claims, soft)
+		if ferr != nil {
+			return flight{err: ferr}, nil
+		}
+		g.cache.set(&q.key, entry)
+		return flight{entry: entry}, nil
+	})
+	select {
+	case r := <-ch:
+		f := r.Val.(flight)
+		if f.err != nil {
+			return nil, f.err
+		}
+		key := p.key
+		*p = Principal{}
+		p.key = key
+		_ = decodeEntry(f.entry, p)
+		p.fill(km, t.Name)
+		return p, nil
+	case <-ctx.Done():
+		return nil, detailed(ErrIntrospection, "request ended while waiting for introspection")
+	}
+}
