@@ -2,14 +2,11 @@ package caddymodule
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"path"
 	"strings"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
+	"github.com/kmgate/caddy-keymanager/keymanagers/catalog"
 )
 
 func init() {
@@ -71,6 +69,15 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if a.app == nil {
 		return apiErr(http.StatusNotFound, "the keymanagers app is not configured")
 	}
+	err := a.route(w, r)
+	if isFieldErr(err) {
+		return writeFieldErrors(w, err)
+	}
+	return apiError(err)
+}
+
+func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
+	cat := a.app.catalog
 	rest := strings.TrimPrefix(r.URL.Path, "/keymanagers/")
 	parts := strings.Split(rest, "/")
 	switch {
@@ -78,7 +85,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, "GET")
 		}
-		return writeJSON(w, http.StatusOK, a.app.listAll(""))
+		return writeJSON(w, http.StatusOK, cat.KeyManagers(""))
 	case rest == "discover":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(r, "POST")
@@ -105,8 +112,8 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		tenant := parts[0]
 		switch r.Method {
 		case http.MethodGet:
-			list := a.app.listAll(tenant)
-			if len(list) == 0 && !a.app.tenantExists(tenant) {
+			list := cat.KeyManagers(tenant)
+			if len(list) == 0 && !cat.TenantExists(tenant) {
 				return apiErr(http.StatusNotFound, "tenant %q not found", tenant)
 			}
 			return writeJSON(w, http.StatusOK, list)
@@ -118,7 +125,7 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		tenant, name := parts[0], parts[1]
 		switch r.Method {
 		case http.MethodGet:
-			v, err := a.app.getOne(tenant, name)
+			v, err := cat.KeyManager(tenant, name)
 			if err != nil {
 				return err
 			}
@@ -127,24 +134,30 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		case http.MethodPut:
 			return a.replace(w, r, tenant, name)
 		case http.MethodDelete:
-			return a.remove(w, r, tenant, name)
+			if err := cat.DeleteKeyManager(r.Context(), tenant, name, r.Header.Get("If-Match")); err != nil {
+				return err
+			}
+			a.audit(r, tenant, name, "delete")
+			w.WriteHeader(http.StatusNoContent)
+			return nil
 		}
 		return methodNotAllowed(r, "GET", "PUT", "DELETE")
 	case len(parts) == 3 && parts[2] == "status":
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(r, "GET")
 		}
-		km := a.app.find(parts[0], parts[1])
+		km := cat.Runtime(parts[0], parts[1])
 		if km == nil {
 			return apiErr(http.StatusNotFound, "key manager %q of tenant %q not found", parts[1], parts[0])
 		}
-		st := km.Status()
-		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": st, "cache": a.app.cacheStatus()})
+		c := a.app.gateway.Cache()
+		cache := map[string]any{"entries": c.Len(), "bytes": c.Capacity(), "max_ttl": c.MaxTTL().String()}
+		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": km.Status(), "cache": cache})
 	case len(parts) == 3 && parts[2] == "refresh":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(r, "POST")
 		}
-		km := a.app.find(parts[0], parts[1])
+		km := cat.Runtime(parts[0], parts[1])
 		if km == nil {
 			return apiErr(http.StatusNotFound, "key manager %q of tenant %q not found", parts[1], parts[0])
 		}
@@ -157,6 +170,34 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": km.Status()})
 	}
 	return apiErr(http.StatusNotFound, "no such resource: %s", r.URL.Path)
+}
+
+// apiError turns the catalog's typed failures into admin API errors:
+// field errors 400, ErrInvalid 400, ErrNotFound 404, ErrConflict 409,
+// ErrPrecondition 412, ErrUnavailable 503, anything else 500. Errors that
+// are already API errors pass unchanged.
+func apiError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae caddy.APIError
+	if errors.As(err, &ae) {
+		return err
+	}
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, catalog.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, catalog.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, catalog.ErrConflict):
+		status = http.StatusConflict
+	case errors.Is(err, catalog.ErrPrecondition):
+		status = http.StatusPreconditionFailed
+	case errors.Is(err, catalog.ErrUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	return caddy.APIError{HTTPStatus: status, Err: err}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
@@ -209,21 +250,12 @@ func decodeDefinition(r *http.Request) (keymanagers.Definition, error) {
 }
 
 func (a *adminAPI) create(w http.ResponseWriter, r *http.Request, tenant string) error {
-	if tenant != keymanagers.GlobalTenant && !keymanagers.ValidName(tenant) {
-		return apiErr(http.StatusBadRequest, "tenant name %q is not valid", tenant)
-	}
 	def, err := decodeDefinition(r)
 	if err != nil {
 		return err
 	}
-	if def.Name == "applications" {
-		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "name", Message: `"applications" is reserved by the admin API`}})
-	}
-	v, err := a.app.createKM(r.Context(), tenant, def)
+	v, err := a.app.catalog.CreateKeyManager(r.Context(), tenant, def)
 	if err != nil {
-		if isFieldErr(err) {
-			return writeFieldErrors(w, err)
-		}
 		return err
 	}
 	a.audit(r, tenant, def.Name, "create")
@@ -243,25 +275,13 @@ func (a *adminAPI) replace(w http.ResponseWriter, r *http.Request, tenant, name 
 	if def.Name != name {
 		return apiErr(http.StatusBadRequest, "the body names %q but the path names %q; a Key Manager cannot be renamed", def.Name, name)
 	}
-	v, err := a.app.replaceKM(r.Context(), tenant, def, r.Header.Get("If-Match"))
+	v, err := a.app.catalog.ReplaceKeyManager(r.Context(), tenant, def, r.Header.Get("If-Match"))
 	if err != nil {
-		if isFieldErr(err) {
-			return writeFieldErrors(w, err)
-		}
 		return err
 	}
 	a.audit(r, tenant, name, "replace")
 	w.Header().Set("ETag", v.ETag)
 	return writeJSON(w, http.StatusOK, v)
-}
-
-func (a *adminAPI) remove(w http.ResponseWriter, r *http.Request, tenant, name string) error {
-	if err := a.app.deleteKM(r.Context(), tenant, name, r.Header.Get("If-Match")); err != nil {
-		return err
-	}
-	a.audit(r, tenant, name, "delete")
-	w.WriteHeader(http.StatusNoContent)
-	return nil
 }
 
 func isFieldErr(err error) bool {
@@ -278,7 +298,7 @@ func (a *adminAPI) discover(w http.ResponseWriter, r *http.Request) error {
 	if def.Name == "" {
 		def.Name = "discovered"
 	}
-	conn, err := loadConnector(a.app.ctx, &def)
+	conn, err := connectorFor(&def)
 	if err != nil {
 		return writeFieldErrors(w, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}})
 	}
@@ -313,36 +333,17 @@ func (a *adminAPI) discover(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, def.Redacted())
 }
 
-// revokeRequest revokes by token or by (issuer, jti).
-type revokeRequest struct {
-	Token  string `json:"token,omitempty"`
-	Issuer string `json:"issuer,omitempty"`
-	JTI    string `json:"jti,omitempty"`
-	// ExpiresAt bounds how long the revocation is kept (default: 24h, or
-	// the JWT's exp when the token is a JWT).
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-}
-
 func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) error {
-	var req revokeRequest
+	var req catalog.RevokeRequest
 	if err := decodeBody(r, &req, "revocation"); err != nil {
 		return err
 	}
-	rv, err := a.app.revoke(r.Context(), req)
+	rv, err := a.app.catalog.Revoke(r.Context(), req)
 	if err != nil {
 		return err
 	}
 	a.audit(r, "", "", "revoke")
 	return writeJSON(w, http.StatusCreated, rv)
-}
-
-// revocationID names a revocation in storage.
-func revocationID(rv keymanagers.Revocation) string {
-	if rv.TokenHash != "" {
-		return path.Join(storageRevocations, "t-"+rv.TokenHash+".json")
-	}
-	h := sha256.Sum256([]byte(rv.Issuer + "\x00" + rv.JTI))
-	return path.Join(storageRevocations, "j-"+hex.EncodeToString(h[:])+".json")
 }
 
 // Interface guards

@@ -6,16 +6,17 @@ package caddymodule
 import (
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
+	"github.com/kmgate/caddy-keymanager/keymanagers/catalog"
 )
 
 func init() {
@@ -34,9 +35,13 @@ type App struct {
 	CacheSize int64 `json:"cache_size,omitempty"`
 	// MaxTTL bounds how long any validation result is cached (default 15m).
 	MaxTTL caddy.Duration `json:"max_ttl,omitempty"`
-	// SyncInterval is how often Key Managers made through the admin API
-	// are re-read from storage (default 10s). Reserved for the admin API.
+	// SyncInterval is how often each instance re-reads what the admin API
+	// keeps in Caddy's storage (Key Managers, applications, revocations),
+	// so instances on one shared storage converge within it (default 10s).
 	SyncInterval caddy.Duration `json:"sync_interval,omitempty"`
+	// CADir is the one directory whose files admin-API definitions may
+	// name in tls.ca_file (they may always give tls.ca_pem). Default: none.
+	CADir string `json:"ca_dir,omitempty"`
 	// ExposeClaims names claims kept with each result so that
 	// {keymanager.claims.NAME} resolves them; forward_claim claims are kept
 	// automatically.
@@ -46,27 +51,22 @@ type App struct {
 	// Global are Global Key Managers, seen by every tenant.
 	Global []*keymanagers.Definition `json:"global,omitempty"`
 	// Tenants maps tenant names to their configuration.
-	Tenants map[string]*Tenant `json:"tenants,omitempty"`
+	Tenants map[string]*TenantConfig `json:"tenants,omitempty"`
 
 	gateway  *keymanagers.Gateway
+	catalog  *catalog.Catalog
 	logger   *zap.Logger
 	ctx      caddy.Context
 	poolKeys []string
-	kms      []*keymanagers.KeyManager
-
-	// Key Managers from the config (read-only through the admin API).
-	cfgTenants map[string][]*keymanagers.KeyManager
-	cfgGlobals []*keymanagers.KeyManager
-	storage    certmagic.Storage
-	dyn        *dynState
-	started    bool
+	kms      []*keymanagers.KeyManager // config runtimes
 
 	claimsMu  *sync.Mutex
 	projected []string
 }
 
-// Tenant is one tenant's configuration.
-type Tenant struct {
+// TenantConfig is one tenant's configuration (keymanagers.Tenant is the
+// tenant's view in a running snapshot).
+type TenantConfig struct {
 	// KeyManagers are the tenant's own Key Managers, in election order.
 	KeyManagers []*keymanagers.Definition `json:"key_managers,omitempty"`
 	// Applications are the tenant's applications (application scopes and
@@ -116,7 +116,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	tenants := map[string][]*keymanagers.KeyManager{}
 	for name, t := range a.Tenants {
 		if t == nil {
-			t = &Tenant{}
+			t = &TenantConfig{}
 		}
 		if name == keymanagers.GlobalTenant {
 			return fmt.Errorf("keymanagers: tenant name %q is reserved for Global Key Managers; use the global list", name)
@@ -127,25 +127,47 @@ func (a *App) Provision(ctx caddy.Context) error {
 		}
 		tenants[name] = kms
 	}
-	reg, err := keymanagers.NewRegistry(tenants, globals)
+	a.gateway = keymanagers.NewGateway(nil, cache, a.logger, nil)
+	// The catalog composes config and API-made Key Managers into the
+	// gateway's snapshots; reading storage is local I/O only.
+	a.catalog, err = catalog.New(catalog.Config{
+		Gateway:       a.gateway,
+		Storage:       ctx.Storage(),
+		Build:         a.buildAPI,
+		Logger:        a.logger,
+		ConfigTenants: tenants,
+		ConfigGlobals: globals,
+		ConfigApps:    a.configApplications(),
+		SyncInterval:  time.Duration(a.SyncInterval),
+		CADir:         a.CADir,
+	})
 	if err != nil {
 		return fmt.Errorf("keymanagers: %v", err)
 	}
-	a.cfgTenants, a.cfgGlobals = tenants, globals
-	if reg, err = reg.WithApplications(a.configApplications()); err != nil {
-		return fmt.Errorf("keymanagers: %v", err)
-	}
-	a.gateway = keymanagers.NewGateway(reg, cache, a.logger, nil)
 	a.addProjectedClaims(a.ExposeClaims)
 	if err := a.registerMetrics(ctx); err != nil {
 		return fmt.Errorf("keymanagers: registering metrics: %v", err)
 	}
-	// Key Managers made through the admin API live in Caddy's storage;
-	// reading them is local I/O only.
-	if err := a.initDynamic(ctx); err != nil {
+	if err := a.catalog.Load(ctx); err != nil {
 		a.logger.Error("reading API-made key managers from storage; continuing with the configured ones", zap.Error(err))
 	}
 	return nil
+}
+
+// buildAPI prepares an admin-API definition exactly as config ones are,
+// without placeholder expansion: {file.*} and {env.*} would let an admin
+// API caller read the host's files and environment (sent on as
+// credentials to a URL of their choice).
+func (a *App) buildAPI(tenant string, def keymanagers.Definition) (catalog.Runtime, error) {
+	prepared, conn, err := a.prepare(def, false)
+	if err != nil {
+		return catalog.Runtime{}, err
+	}
+	km, key, err := a.acquire(tenant, prepared, conn)
+	if err != nil {
+		return catalog.Runtime{}, err
+	}
+	return catalog.Runtime{KeyManager: km, Release: func() { _, _ = pool.Delete(key) }}, nil
 }
 
 type pooledCache struct{ *keymanagers.ResultCache }
@@ -198,9 +220,18 @@ func (a *App) configApplications() map[string][]*keymanagers.Application {
 // Placeholders ({env.*}, {file.*}) are expanded only for definitions from
 // the Caddy config (expand), never for admin API ones.
 func (a *App) prepare(def keymanagers.Definition, expand bool) (keymanagers.Definition, keymanagers.Connector, error) {
-	conn, err := loadConnector(a.ctx, &def)
+	conn, err := connectorFor(&def)
 	if err != nil {
 		return def, nil, keymanagers.FieldErrors{{Field: "connector", Message: err.Error()}}
+	}
+	if expand && def.CertificateFile != "" {
+		// Read now, not when the Caddyfile is adapted: the JSON keeps the
+		// path, and a reload picks up a renewed file.
+		b, err := os.ReadFile(def.CertificateFile)
+		if err != nil {
+			return def, nil, keymanagers.FieldErrors{{Field: "certificate_file", Message: fmt.Sprintf("cannot read: %v", err)}}
+		}
+		def.CertificatePEM = string(b)
 	}
 	if expand {
 		repl := caddy.NewReplacer()
@@ -236,60 +267,32 @@ func (a *App) acquire(tenant string, def keymanagers.Definition, conn keymanager
 	return v.(*pooledKM).KeyManager, key, nil
 }
 
-// loadConnector decodes the connector guest module, or returns the
-// generic one. The raw connector JSON stays in def (it is part of the
-// definition's identity).
-func loadConnector(ctx caddy.Context, def *keymanagers.Definition) (keymanagers.Connector, error) {
-	if len(def.Connector) == 0 {
-		return keymanagers.Custom{}, nil
-	}
-	raw := slices.Clone(def.Connector)
-	mod, err := ctx.LoadModule(def, "Connector")
-	def.Connector = raw
-	if err != nil {
-		return nil, err
-	}
-	conn, ok := mod.(keymanagers.Connector)
-	if !ok {
-		return nil, fmt.Errorf("module %T is not a keymanagers.Connector", mod)
-	}
-	return conn, nil
-}
-
 // Validate is part of caddy.Validator; Provision already checked
 // everything that can be checked without the network.
 func (a *App) Validate() error { return nil }
 
-// Start begins background discovery and key fetches.
+// Start begins background discovery and key fetches, and the storage
+// sync.
 func (a *App) Start() error {
 	for _, km := range a.kms {
 		km.Start()
 	}
-	if a.dyn != nil {
-		a.dyn.mu.Lock()
-		a.started = true
-		for _, m := range a.dyn.kms {
-			for _, k := range m {
-				k.km.Start()
-			}
-		}
-		a.dyn.mu.Unlock()
-		a.startSync()
-	}
+	a.catalog.Start()
 	return nil
 }
 
 // Stop ends the storage sync. Pooled runtimes stop when the last config
 // using them is cleaned up.
 func (a *App) Stop() error {
-	a.stopSync()
+	a.catalog.Stop()
 	return nil
 }
 
 // Cleanup releases pooled values.
 func (a *App) Cleanup() error {
-	a.stopSync()
-	a.releaseDynamic()
+	if a.catalog != nil {
+		a.catalog.Close()
+	}
 	for _, k := range a.poolKeys {
 		_, _ = pool.Delete(k)
 	}

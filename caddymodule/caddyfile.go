@@ -1,10 +1,7 @@
 package caddymodule
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -31,6 +28,7 @@ func init() {
 //		cache_size    SIZE
 //		max_ttl       DURATION
 //		sync_interval DURATION
+//		ca_dir        PATH        # files admin-API definitions may name as tls.ca_file
 //		expose_claims CLAIM...
 //		disable_metrics
 //		global NAME { KM }
@@ -77,6 +75,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			} else {
 				app.SyncInterval = caddy.Duration(dur)
 			}
+		case "ca_dir":
+			v, err := oneArg(d)
+			if err != nil {
+				return nil, err
+			}
+			app.CADir = v
 		case "disable_metrics":
 			if d.NextArg() {
 				return nil, d.ArgErr()
@@ -98,11 +102,6 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			for _, p := range placed {
-				if p.tenant == keymanagers.GlobalTenant && p.def.Name == name {
-					return nil, d.Errf("global %q is defined twice (also at %s:%d)", name, p.file, p.line)
-				}
-			}
 			app.Global = append(app.Global, def)
 			placed = append(placed, placedKM{tenant: keymanagers.GlobalTenant, def: def, file: d.File(), line: line})
 		case "tenant":
@@ -117,12 +116,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("tenant name %q is not valid: use 1-64 characters of a-z, 0-9, '.', '_' or '-'", tname)
 			}
 			if app.Tenants == nil {
-				app.Tenants = map[string]*Tenant{}
+				app.Tenants = map[string]*TenantConfig{}
 			}
 			if _, dup := app.Tenants[tname]; dup {
 				return nil, d.Errf("tenant %q is defined twice", tname)
 			}
-			t := &Tenant{}
+			t := &TenantConfig{}
 			app.Tenants[tname] = t
 			if d.NextArg() {
 				return nil, d.ArgErr()
@@ -149,11 +148,6 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 				name := d.Val()
 				line := d.Line()
-				for _, p := range placed {
-					if p.tenant == tname && p.def.Name == name {
-						return nil, d.Errf("tenant %s: key_manager %q is defined twice (also at %s:%d)", tname, name, p.file, p.line)
-					}
-				}
 				def, err := parseKeyManager(d, name)
 				if err != nil {
 					return nil, err
@@ -178,104 +172,26 @@ type placedKM struct {
 	line   int
 }
 
-// checkPlaced refuses, with file and line, names that shadow a Global Key
-// Manager and two Key Managers visible to one tenant with one issuer.
+// checkPlaced applies the registry's visibility rules
+// (keymanagers.CheckVisibility) with file and line in every message.
 func checkPlaced(app *App, placed []placedKM) error {
-	type seen struct {
-		p   placedKM
-		iss []string
-	}
-	issuerOf := func(p placedKM) []string {
+	var list []keymanagers.Placement
+	for _, p := range placed {
 		def := *p.def
 		if conn, err := connectorFor(p.def); err == nil {
 			_ = conn.Derive(&def)
 		}
-		if !def.IsEnabled() || def.Issuer == "" {
-			return nil
+		pl := keymanagers.Placement{Tenant: p.tenant, Name: p.def.Name, Pos: fmt.Sprintf("%s:%d", p.file, p.line)}
+		if def.IsEnabled() && def.Issuer != "" {
+			pl.Issuers = append([]string{def.Issuer}, def.AdditionalIssuers...)
 		}
-		return append([]string{def.Issuer}, def.AdditionalIssuers...)
-	}
-	var globals []seen
-	for _, p := range placed {
-		if p.tenant == keymanagers.GlobalTenant {
-			globals = append(globals, seen{p, issuerOf(p)})
-		}
+		list = append(list, pl)
 	}
 	tenants := make([]string, 0, len(app.Tenants))
 	for n := range app.Tenants {
 		tenants = append(tenants, n)
 	}
-	sort.Strings(tenants)
-	tenants = append(tenants, "") // the Global Key Managers among themselves
-	for _, tn := range tenants {
-		visible := append([]seen(nil), globals...)
-		for _, p := range placed {
-			if p.tenant == tn {
-				for _, g := range globals {
-					if g.p.def.Name == p.def.Name {
-						return fmt.Errorf("%s:%d: tenant %s: key_manager %q has the name of the Global Key Manager at %s:%d; rename one of them",
-							p.file, p.line, tn, p.def.Name, g.p.file, g.p.line)
-					}
-				}
-				visible = append(visible, seen{p, issuerOf(p)})
-			}
-		}
-		byIss := map[string]seen{}
-		for _, v := range visible {
-			for _, iss := range v.iss {
-				if prev, ok := byIss[iss]; ok {
-					who := "the Global Key Managers"
-					if tn != "" {
-						who = "tenant " + tn
-					}
-					return fmt.Errorf("%s:%d: %s: key managers %q (%s:%d) and %q have the same issuer %q; a token's issuer must pick exactly one Key Manager",
-						v.p.file, v.p.line, who, prev.p.def.Name, prev.p.file, prev.p.line, v.p.def.Name, iss)
-				}
-				byIss[iss] = v
-			}
-		}
-	}
-	return nil
-}
-
-// connectorFor instantiates the connector named in def (without a Caddy
-// context: for parse-time checks only).
-func connectorFor(def *keymanagers.Definition) (keymanagers.Connector, error) {
-	if len(def.Connector) == 0 {
-		return keymanagers.Custom{}, nil
-	}
-	var head struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(def.Connector, &head); err != nil {
-		return nil, err
-	}
-	info, err := caddy.GetModule("keymanagers.connectors." + head.Type)
-	if err != nil {
-		return nil, fmt.Errorf("unknown connector type %q (known: %s)", head.Type, strings.Join(connectorTypes(), ", "))
-	}
-	mod := info.New()
-	var fields map[string]json.RawMessage
-	_ = json.Unmarshal(def.Connector, &fields)
-	delete(fields, "type")
-	b, _ := json.Marshal(fields)
-	if err := caddy.StrictUnmarshalJSON(b, mod); err != nil {
-		return nil, fmt.Errorf("connector %s: %v", head.Type, err)
-	}
-	conn, ok := mod.(keymanagers.Connector)
-	if !ok {
-		return nil, fmt.Errorf("module keymanagers.connectors.%s is not a connector", head.Type)
-	}
-	return conn, nil
-}
-
-func connectorTypes() []string {
-	var out []string
-	for _, m := range caddy.GetModules("keymanagers.connectors") {
-		out = append(out, m.ID.Name())
-	}
-	sort.Strings(out)
-	return out
+	return keymanagers.CheckVisibility(tenants, list)
 }
 
 // parseApplication parses
@@ -344,7 +260,7 @@ func parseApplication(d *caddyfile.Dispenser) (*keymanagers.Application, error) 
 //		additional_issuers URL...
 //		well_known_url URL
 //		jwks_url URL
-//		certificate_file PATH     # read into certificate_pem
+//		certificate_file PATH     # read into certificate_pem at provision
 //		shared_secret SECRET      # enables HS256/384/512
 //		introspection_url URL
 //		client_id ID
@@ -400,9 +316,9 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 		if err != nil {
 			return err
 		}
-		x, err := caddy.ParseDuration(v)
+		x, err := keymanagers.ParseDuration(v)
 		if err != nil {
-			return d.Errf("%s: %q is not a duration such as 30s or 5m", field, v)
+			return d.Errf("%s: %q is not a duration such as 30s, 5m or 1d", field, v)
 		}
 		*dst = keymanagers.Duration(x)
 		return nil
@@ -462,15 +378,31 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 				}
 				def.BreakerThreshold = n
 			}
-		case "certificate_file":
-			var path string
-			if err = str(&path); err == nil {
-				b, rerr := os.ReadFile(path)
-				if rerr != nil {
-					return nil, d.Errf("certificate_file: %v", rerr)
+		case "introspection_rate":
+			var v string
+			if err = str(&v); err == nil {
+				r, perr := strconv.ParseFloat(v, 64)
+				if perr != nil || !(r >= 0) {
+					return nil, d.Errf("introspection_rate: %q is not a non-negative number of calls per second", v)
 				}
-				def.CertificatePEM = string(b)
+				def.IntrospectionRate = r
 			}
+		case "introspection_burst", "max_introspection_flights":
+			var v string
+			if err = str(&v); err == nil {
+				n, perr := strconv.Atoi(v)
+				if perr != nil || n < 0 {
+					return nil, d.Errf("%s: %q is not a non-negative integer", field, v)
+				}
+				if field == "introspection_burst" {
+					def.IntrospectionBurst = n
+				} else {
+					def.MaxIntrospectionFlights = n
+				}
+			}
+		case "certificate_file":
+			// Read at provision time, not here: the JSON keeps the path.
+			err = str(&def.CertificateFile)
 		case "audience", "audiences":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -607,9 +539,6 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 			f := strings.SplitN(strings.SplitN(fe[0].Field, "[", 2)[0], ".", 2)[0]
 			if f == "audiences" {
 				f = "audience"
-			}
-			if f == "certificate_pem" {
-				f = "certificate_file"
 			}
 			if l, ok := fieldLines[f]; ok {
 				line = l

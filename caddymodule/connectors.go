@@ -1,6 +1,11 @@
 package caddymodule
 
 import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
@@ -162,3 +167,53 @@ var (
 
 	_ keymanagers.Connector = (*CustomConnector)(nil)
 )
+
+// connectorFor is the one connector decoder, for the Caddyfile adapter,
+// provisioning and the admin API alike: it instantiates the
+// keymanagers.connectors module named by the definition's "type" and
+// decodes its fields strictly (an unknown field is refused by name). A
+// definition without a connector gets the generic one. Connectors are
+// plain values: no Caddy context is needed (a connector that implements
+// caddy.Validator is validated).
+func connectorFor(def *keymanagers.Definition) (keymanagers.Connector, error) {
+	if len(def.Connector) == 0 {
+		return keymanagers.Custom{}, nil
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(def.Connector, &head); err != nil {
+		return nil, err
+	}
+	info, err := caddy.GetModule("keymanagers.connectors." + head.Type)
+	if err != nil {
+		return nil, fmt.Errorf("unknown connector type %q: no module keymanagers.connectors.%s is built in (known: %s)", head.Type, head.Type, strings.Join(connectorTypes(), ", "))
+	}
+	mod := info.New()
+	var fields map[string]json.RawMessage
+	_ = json.Unmarshal(def.Connector, &fields)
+	delete(fields, "type")
+	b, _ := json.Marshal(fields)
+	if err := caddy.StrictUnmarshalJSON(b, mod); err != nil {
+		return nil, fmt.Errorf("connector %s: %v", head.Type, err)
+	}
+	conn, ok := mod.(keymanagers.Connector)
+	if !ok {
+		return nil, fmt.Errorf("module keymanagers.connectors.%s is not a connector", head.Type)
+	}
+	if v, ok := mod.(caddy.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, fmt.Errorf("connector %s: %v", head.Type, err)
+		}
+	}
+	return conn, nil
+}
+
+func connectorTypes() []string {
+	var out []string
+	for _, m := range caddy.GetModules("keymanagers.connectors") {
+		out = append(out, m.ID.Name())
+	}
+	sort.Strings(out)
+	return out
+}

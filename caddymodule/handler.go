@@ -30,8 +30,9 @@ const DefaultMaxTokenSize = 8 << 10
 // Placeholders set on success: {keymanager.tenant}, {keymanager.key_manager},
 // {keymanager.issuer}, {keymanager.subject}, {keymanager.client_id},
 // {keymanager.scopes}, {keymanager.claims.NAME} and {http.auth.user.id}.
-// On failure: {keymanager.error.code}, {keymanager.error.message} and
-// {keymanager.error.description}.
+// On failure: {keymanager.error.code}, {keymanager.error.message},
+// {keymanager.error.description} and {keymanager.error.reason} (the
+// stable reason id, docs/troubleshooting.md).
 type Handler struct {
 	// Tenant is a tenant name or a placeholder that yields one, such as
 	// {http.request.header.X-Tenant} or {http.request.host.labels.2}.

@@ -167,6 +167,8 @@ var (
 		[]string{"tenant", "key_manager"}, nil)
 	descIntroLatency = prometheus.NewDesc("caddy_keymanagers_introspection_duration_seconds", "Introspection call latency.",
 		[]string{"tenant", "key_manager"}, nil)
+	descIntroRefused = prometheus.NewDesc("caddy_keymanagers_introspection_refused_total", "Unknown tokens refused without an introspection call, by why: budget (introspection_rate/burst) or busy (max_introspection_flights).",
+		[]string{"tenant", "key_manager", "why"}, nil)
 	descBreaker = prometheus.NewDesc("caddy_keymanagers_breaker_open", "1 while the Key Manager's introspection circuit breaker is open.",
 		[]string{"tenant", "key_manager"}, nil)
 	descCacheEntries = prometheus.NewDesc("caddy_keymanagers_cache_entries", "Entries in the result cache (expired ones until swept).", nil, nil)
@@ -198,6 +200,8 @@ func (c *kmCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFetches, prometheus.CounterValue, float64(m.JWKSFetchFailures), t, n, "failed")
 		if km.UsesIntrospection() {
 			ch <- prometheus.MustNewConstMetric(descIntroErrors, prometheus.CounterValue, float64(m.IntrospectionErrors), t, n)
+			ch <- prometheus.MustNewConstMetric(descIntroRefused, prometheus.CounterValue, float64(m.IntrospectionThrottled), t, n, "budget")
+			ch <- prometheus.MustNewConstMetric(descIntroRefused, prometheus.CounterValue, float64(m.IntrospectionBusy), t, n, "busy")
 			ch <- prometheus.MustNewConstHistogram(descIntroLatency, m.IntrospectionLatency.Count, m.IntrospectionLatency.SumSeconds,
 				m.IntrospectionLatency.Cumulative, t, n)
 			open := 0.0

@@ -42,14 +42,7 @@ func (km *KeyManager) checkClaims(claims map[string]json.RawMessage, now time.Ti
 		if !ok {
 			return 0, detailed(ErrMalformedToken, "aud is neither a string nor a list of strings")
 		}
-		match := false
-		for _, a := range auds {
-			if _, ok := km.audiences[a]; ok {
-				match = true
-				break
-			}
-		}
-		if !match {
+		if !km.audienceMatches(auds) {
 			return 0, ErrWrongAudience
 		}
 	}
@@ -187,4 +180,30 @@ func claimString(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return string(raw), true
+}
+
+// audienceMatches reports whether one of auds is among the Key Manager's
+// audiences (always true when it names none). JWTs and introspection
+// answers are checked with it alike.
+func (km *KeyManager) audienceMatches(auds []string) bool {
+	if km.audiences == nil {
+		return true
+	}
+	for _, a := range auds {
+		if _, ok := km.audiences[a]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// IsRefreshTokenType reports a token type (token_type, token_use,
+// tokenName) that names a refresh token. The introspection path and the
+// connectors use it alike.
+func IsRefreshTokenType(t string) bool {
+	switch strings.ToLower(t) {
+	case "refresh_token", "refresh", "refreshtoken":
+		return true
+	}
+	return false
 }

@@ -23,6 +23,19 @@ const (
 	DefaultNegativeCacheTTL       = 30 * time.Second
 	DefaultBreakerThreshold       = 5
 	DefaultBreakerCooldown        = 30 * time.Second
+	// Unknown-token introspection budget and concurrency cap, per Key
+	// Manager.
+	DefaultIntrospectionRate       = 50.0
+	DefaultIntrospectionBurst      = 100
+	DefaultMaxIntrospectionFlights = 64
+)
+
+// Bounds of the introspection budget and flight cap (see Validate).
+const (
+	minIntrospectionRate    = 0.001
+	maxIntrospectionRate    = 1e6
+	maxIntrospectionBurst   = 1_000_000
+	maxIntrospectionFlights = 10_000
 )
 
 // Introspection client authentication methods.
@@ -73,6 +86,10 @@ type Definition struct {
 	// public key pinned in the config. Tokens are verified with it whatever
 	// their kid.
 	CertificatePEM string `json:"certificate_pem,omitempty"`
+	// CertificateFile names a PEM file read into CertificatePEM when the
+	// configuration is provisioned (so a reload picks up a renewed file).
+	// Configuration only: admin-API definitions give certificate_pem.
+	CertificateFile string `json:"certificate_file,omitempty"`
 	// SharedSecret enables HS256/384/512 for this Key Manager. Without it,
 	// HMAC algorithms are always refused.
 	SharedSecret string `json:"shared_secret,omitempty"`
@@ -103,6 +120,17 @@ type Definition struct {
 	// BreakerCooldown (default 30s), then one probe is let through.
 	BreakerThreshold int      `json:"breaker_threshold,omitempty"`
 	BreakerCooldown  Duration `json:"breaker_cooldown,omitempty"`
+	// IntrospectionRate (calls per second, default 50) and
+	// IntrospectionBurst (default 100) are a token bucket that budgets the
+	// introspection calls made for tokens the cache knows nothing about;
+	// beyond it such tokens are refused (401, introspection_budget) without
+	// a call. Tokens with a cached positive result are not budgeted.
+	IntrospectionRate  float64 `json:"introspection_rate,omitempty"`
+	IntrospectionBurst int     `json:"introspection_burst,omitempty"`
+	// MaxIntrospectionFlights caps the introspection calls in progress at
+	// once (default 64); beyond it a request that needs a call is answered
+	// at once with 503 (introspection_busy).
+	MaxIntrospectionFlights int `json:"max_introspection_flights,omitempty"`
 
 	// Audiences: when set, a token must carry at least one of them in aud.
 	Audiences []string `json:"audiences,omitempty"`
@@ -149,6 +177,10 @@ type ClaimMapping struct {
 type TLSConfig struct {
 	// CAFile is a PEM bundle trusted in addition to the system roots.
 	CAFile string `json:"ca_file,omitempty"`
+	// CAPEM is a PEM bundle given inline, trusted in addition to the
+	// system roots (admin-API definitions name a CA this way, or by a file
+	// under the app's ca_dir).
+	CAPEM string `json:"ca_pem,omitempty"`
 	// InsecureSkipVerify disables certificate checks; a warning is logged.
 	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
@@ -210,8 +242,17 @@ func (d Definition) Normalize() Definition {
 	if d.BreakerCooldown == 0 {
 		d.BreakerCooldown = Duration(DefaultBreakerCooldown)
 	}
+	if d.IntrospectionRate == 0 {
+		d.IntrospectionRate = DefaultIntrospectionRate
+	}
+	if d.IntrospectionBurst == 0 {
+		d.IntrospectionBurst = DefaultIntrospectionBurst
+	}
+	if d.MaxIntrospectionFlights == 0 {
+		d.MaxIntrospectionFlights = DefaultMaxIntrospectionFlights
+	}
 	if len(d.AllowedAlgorithms) == 0 {
-		if d.JWKSURL != "" || d.CertificatePEM != "" || d.WellKnownURL != "" || d.SharedSecret == "" {
+		if d.JWKSURL != "" || d.CertificatePEM != "" || d.CertificateFile != "" || d.WellKnownURL != "" || d.SharedSecret == "" {
 			d.AllowedAlgorithms = slices.Clone(asymmetricAlgs)
 		}
 		if d.SharedSecret != "" {

@@ -261,7 +261,7 @@ func TestParseDuration_AcceptsGoDurationsAndDays(t *testing.T) {
 // beyond int64 nanoseconds turn into arbitrary durations (time.ParseDuration
 // refuses overflow). See the report.
 func TestParseDuration_RefusesMalformedAndOverflowingValues(t *testing.T) {
-	for _, in := range []string{"", "d", "xd", "1x", "30", "1d2h", "NaNd", "Infd", "+Infd", "-Infd", "1e300d", "200000d"} {
+	for _, in := range []string{"", "d", "xd", "1x", "30", "NaNd", "Infd", "+Infd", "-Infd", "1e300d", "200000d"} {
 		t.Run(in, func(t *testing.T) {
 			if got, err := ParseDuration(in); err == nil {
 				t.Fatalf("ParseDuration(%q) = %v (%d ns), want an error", in, got, int64(got))

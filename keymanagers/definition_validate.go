@@ -71,6 +71,18 @@ func (d *Definition) Validate() error {
 	if d.BreakerThreshold < 0 {
 		add("breaker_threshold", "must not be negative")
 	}
+	// Unknown-token introspection budget and flight cap (0: the default).
+	if !(d.IntrospectionRate >= 0 && d.IntrospectionRate <= maxIntrospectionRate) {
+		add("introspection_rate", "must be between 0 and %g calls per second", float64(maxIntrospectionRate))
+	} else if d.IntrospectionRate > 0 && d.IntrospectionRate < minIntrospectionRate {
+		add("introspection_rate", "must be at least %g calls per second", minIntrospectionRate)
+	}
+	if d.IntrospectionBurst < 0 || d.IntrospectionBurst > maxIntrospectionBurst {
+		add("introspection_burst", "must be between 0 and %d", maxIntrospectionBurst)
+	}
+	if d.MaxIntrospectionFlights < 0 || d.MaxIntrospectionFlights > maxIntrospectionFlights {
+		add("max_introspection_flights", "must be between 0 and %d", maxIntrospectionFlights)
+	}
 	if d.TokenTypeHint != "" && !nameRE.MatchString(strings.ToLower(d.TokenTypeHint)) {
 		add("token_type_hint", "%q is not a token type hint", d.TokenTypeHint)
 	}
@@ -109,6 +121,9 @@ func (d *Definition) Validate() error {
 	if d.SharedSecret != "" && len(d.SharedSecret) < 32 && !strings.Contains(d.SharedSecret, "{") {
 		// (a {env.X} placeholder is checked once expanded, at provision time)
 		add("shared_secret", "must be at least 32 bytes long")
+	}
+	if d.CertificateFile != "" && d.JWKSURL != "" {
+		add("certificate_file", "set either certificate_file or jwks_url, not both")
 	}
 	if d.CertificatePEM != "" {
 		if _, err := parsePinnedKey(d.CertificatePEM); err != nil {
@@ -169,7 +184,7 @@ func (d *Definition) Validate() error {
 		}
 		// In auto mode an introspection endpoint alone is enough: JWTs are
 		// then introspected too.
-		noKeys := d.JWKSURL == "" && d.CertificatePEM == "" && d.WellKnownURL == "" && d.SharedSecret == ""
+		noKeys := d.JWKSURL == "" && d.CertificatePEM == "" && d.CertificateFile == "" && d.WellKnownURL == "" && d.SharedSecret == ""
 		if noKeys && (d.TokenValidation == ValidationJWT || d.IntrospectionURL == "") {
 			add("jwks_url", "set jwks_url, certificate_pem or well_known_url so tokens can be verified")
 		}

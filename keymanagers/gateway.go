@@ -24,6 +24,9 @@ type Gateway struct {
 
 	projected   atomic.Pointer[projection]
 	revocations atomic.Pointer[Revocations]
+	// revocationsSynced is the unix-nano time of the last successful
+	// revocation sync (0: never; see MarkRevocationsSynced).
+	revocationsSynced atomic.Int64
 }
 
 type projection struct {
@@ -44,6 +47,26 @@ func NewGateway(reg *Registry, cache *ResultCache, logger *zap.Logger, now func(
 	g.reg.Store(reg)
 	g.SetProjectedClaims(nil)
 	return g
+}
+
+// MarkRevocationsSynced records that the revocations known at t have been
+// synced (the storage sync calls it after each successful sync). From then
+// on stale_if_error serves a cached introspection result only if the Key
+// Manager confirmed the token at or after the last sync: a token revoked
+// before the sync and not confirmed since is never served stale. Before the
+// first call, stale results are served as stale_if_error says. The mark
+// never moves backwards.
+func (g *Gateway) MarkRevocationsSynced(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	ns := t.UnixNano()
+	for {
+		cur := g.revocationsSynced.Load()
+		if ns <= cur || g.revocationsSynced.CompareAndSwap(cur, ns) {
+			return
+		}
+	}
 }
 
 // Registry returns the current snapshot.
@@ -119,8 +142,13 @@ func (g *Gateway) authenticate(ctx context.Context, t *Tenant, route *Route, tok
 					p.Cached = true
 					return p, nil
 				case !p.negative && km.def.StaleIfError > 0 && now < p.hardExpiry &&
-					now < p.ExpiresAt+int64(time.Duration(km.def.StaleIfError)/time.Second):
-					stale = p // usable only if the Key Manager fails now
+					now < p.ExpiresAt+int64(time.Duration(km.def.StaleIfError)/time.Second) &&
+					int64(p.confirmedAt)*int64(time.Second) >= g.revocationsSynced.Load():
+					// Usable only if the Key Manager fails now, and only if
+					// it confirmed the token at or after the last revocation
+					// sync (confirmedAt is rounded down: within the sync's
+					// second, stale is refused).
+					stale = p
 				}
 			}
 			// Otherwise (other tenant, changed Key Manager, expired):

@@ -3,6 +3,7 @@ package keymanagers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -28,6 +29,15 @@ type introspector struct {
 	calls   atomic.Uint64
 	errors  atomic.Uint64
 	latency latencyHistogram
+
+	// budget limits the calls made for tokens the cache knows nothing
+	// about (introspection_rate, introspection_burst); flights caps the
+	// calls in progress (max_introspection_flights). Refusals are counted
+	// in throttled and busy.
+	budget    tokenBucket
+	flights   flightLimit
+	throttled atomic.Uint64
+	busy      atomic.Uint64
 
 	tsOnce sync.Once
 	ts     oauth2.TokenSource
@@ -114,23 +124,31 @@ func parseIntrospection(body []byte) (*introspectionResult, error) {
 	}
 	r.iss, _ = claimString(m["iss"])
 	r.tokenType, _ = claimString(m["token_type"])
-	if tu, _ := claimString(m["token_use"]); isRefreshType(tu) { // Ory Hydra
+	if tu, _ := claimString(m["token_use"]); IsRefreshTokenType(tu) { // Ory Hydra
 		r.tokenType = tu
 	}
 	return r, nil
 }
 
-func isRefreshType(t string) bool {
-	switch strings.ToLower(t) {
-	case "refresh_token", "refresh", "refreshtoken":
-		return true
-	}
-	return false
-}
+// breakerFailure marks an introspection failure that says the Key Manager
+// is unhealthy: a transport error (connect, timeout, TLS, a broken body)
+// or an HTTP 5xx. Only these count towards opening the breaker; anything
+// else (a 4xx, an unreadable 200) can be provoked by the token a caller
+// sends, for example through a WAF in front of the Key Manager.
+type breakerFailure struct{ err error }
+
+func (e *breakerFailure) Error() string { return e.err.Error() }
+func (e *breakerFailure) Unwrap() error { return e.err }
 
 // introspect asks the Key Manager about token. It returns the answer, or
 // an error of KindUnavailable when the Key Manager could not answer.
-func (km *KeyManager) introspect(ctx context.Context, token string) (*introspectionResult, error) {
+//
+// At most max_introspection_flights calls are in progress at once; beyond
+// that it refuses at once (ErrIntrospectionBusy). When unknown is set (the
+// cache has no positive result for the token) the call also spends one
+// unit of the unknown-token budget, or is refused without a call
+// (ErrIntrospectionBudget).
+func (km *KeyManager) introspect(ctx context.Context, token string, unknown bool) (*introspectionResult, error) {
 	if err := km.ensureDiscovered(ctx, false); err != nil {
 		return nil, err
 	}
@@ -139,7 +157,19 @@ func (km *KeyManager) introspect(ctx context.Context, token string) (*introspect
 		return nil, detailed(ErrKeyManagerFailed, "no introspection endpoint known")
 	}
 	in := km.intro
+	if !in.flights.acquire() {
+		in.busy.Add(1)
+		return nil, detailed(ErrIntrospectionBusy, "too many introspection calls in progress")
+	}
+	defer in.flights.release()
 	now := km.now().UnixNano()
+	if in.breaker.isOpen(now) { // no budget spent on a call that cannot go out
+		return nil, detailed(ErrBreakerOpen, "circuit breaker open")
+	}
+	if unknown && !in.budget.take(now) {
+		in.throttled.Add(1)
+		return nil, detailed(ErrIntrospectionBudget, "unknown-token introspection budget spent")
+	}
 	if !in.breaker.allow(now) {
 		return nil, detailed(ErrBreakerOpen, "circuit breaker open")
 	}
@@ -149,7 +179,10 @@ func (km *KeyManager) introspect(ctx context.Context, token string) (*introspect
 	in.latency.observe(time.Since(start))
 	if err != nil {
 		in.errors.Add(1)
-		if in.breaker.failure(km.now().UnixNano()) {
+		var bf *breakerFailure
+		if !errors.As(err, &bf) {
+			in.breaker.neutral()
+		} else if in.breaker.failure(km.now().UnixNano()) {
 			km.logger.Warn("introspection circuit breaker opened", zap.Duration("cooldown", time.Duration(km.def.BreakerCooldown)))
 		}
 		km.lastError.Store(&statusError{at: km.now(), msg: "introspection: " + err.Error()})
@@ -193,18 +226,24 @@ func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) 
 		}
 		tok, err := ts.Token()
 		if err != nil {
-			return nil, fmt.Errorf("getting a client-credentials token for introspection: %v", scrubURLError(err))
+			var re *oauth2.RetrieveError
+			down := !errors.As(err, &re) || re.Response == nil || re.Response.StatusCode >= 500
+			err = fmt.Errorf("getting a client-credentials token for introspection: %v", scrubURLError(err))
+			if down { // the token endpoint is unreachable or failing
+				return nil, &breakerFailure{err}
+			}
+			return nil, err
 		}
 		tok.SetAuthHeader(req)
 	}
 	resp, err := km.postClient.Do(req)
 	if err != nil {
-		return nil, scrubURLError(err)
+		return nil, &breakerFailure{scrubURLError(err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIntrospectionBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading the introspection response: %v", err)
+		return nil, &breakerFailure{fmt.Errorf("reading the introspection response: %v", err)}
 	}
 	if len(body) > maxIntrospectionBody {
 		return nil, fmt.Errorf("introspection response is larger than %d bytes", maxIntrospectionBody)
@@ -213,7 +252,11 @@ func (km *KeyManager) doIntrospect(ctx context.Context, endpoint, token string) 
 		// The IdP's error_description may echo the token: never let it into
 		// a log line or the status.
 		suffix := oauthErrorSuffix(body, token)
-		return nil, fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, suffix)
+		err := fmt.Errorf("introspection endpoint answered HTTP %d%s", resp.StatusCode, suffix)
+		if resp.StatusCode >= 500 {
+			return nil, &breakerFailure{err}
+		}
+		return nil, err // a 4xx (or 3xx) is this request's failure only
 	}
 	return parseIntrospection(body)
 }
@@ -290,7 +333,7 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 	if !r.active {
 		return ErrInactive
 	}
-	if isRefreshType(r.tokenType) {
+	if IsRefreshTokenType(r.tokenType) {
 		return ErrRefreshToken
 	}
 	skew := int64(time.Duration(km.def.ClockSkew) / time.Second)
@@ -309,17 +352,8 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 	case r.iss != "" && km.Issuer() != "" && !slices.Contains(km.Issuers(), r.iss):
 		return ErrWrongTokenIssuer
 	}
-	if km.audiences != nil {
-		match := false
-		for _, a := range r.aud {
-			if _, ok := km.audiences[a]; ok {
-				match = true
-				break
-			}
-		}
-		if !match {
-			return ErrWrongAudience
-		}
+	if !km.audienceMatches(r.aud) {
+		return ErrWrongAudience
 	}
 	return nil
 }

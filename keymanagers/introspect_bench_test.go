@@ -8,10 +8,11 @@ import (
 )
 
 // newIXBenchEnv is an introspecting Key Manager whose server answers every
-// token as active.
+// token as active. Its unknown-token budget is as large as allowed: the
+// fixture's clock does not move, so the bucket never refills.
 func newIXBenchEnv(b *testing.B) *ixEnv {
 	b.Helper()
-	e := newIXEnv(b, nil)
+	e := newIXEnv(b, func(d *Definition) { d.IntrospectionBurst = maxIntrospectionBurst })
 	e.srv.answerAll(func(string) any { return ixActive(e.f.clock.Now(), map[string]any{"email": "alice@example.com"}) })
 	return e
 }

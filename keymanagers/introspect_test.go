@@ -703,18 +703,19 @@ func TestIntrospection_FailingEndpointIsUnavailableQuicklyAndRecordedWithoutTheT
 		mode    string
 		refused bool   // point the Key Manager at a closed server
 		detail  string // expected in Status().LastError
+		breaker int64  // consecutive breaker failures: only transport errors and 5xx count
 	}{
-		{"HTTP 500 with an OAuth error body", ixStatus500, false, "HTTP 500"},
-		{"HTTP 401 (the gateway's credentials are refused)", ixStatus401, false, "HTTP 401"},
-		{"HTML login page with status 200", ixHTML, false, "introspection"},
-		{"HTML error page from a proxy", ixProxyHTML, false, "HTTP 502"},
-		{"non-JSON garbage", ixGarbage, false, "introspection"},
-		{"body over 1 MiB", ixHuge, false, "introspection"},
-		{"answer without an active member", ixNoActive, false, "introspection"},
-		{"active as a string", ixActiveString, false, "introspection"},
-		{"active as null", ixActiveNull, false, "introspection"},
-		{"answer slower than the timeout", ixSlow, false, "introspection"},
-		{"connection refused", ixOK, true, "introspection"},
+		{"HTTP 500 with an OAuth error body", ixStatus500, false, "HTTP 500", 1},
+		{"HTTP 401 (the gateway's credentials are refused)", ixStatus401, false, "HTTP 401", 0},
+		{"HTML login page with status 200", ixHTML, false, "introspection", 0},
+		{"HTML error page from a proxy", ixProxyHTML, false, "HTTP 502", 1},
+		{"non-JSON garbage", ixGarbage, false, "introspection", 0},
+		{"body over 1 MiB", ixHuge, false, "introspection", 0},
+		{"answer without an active member", ixNoActive, false, "introspection", 0},
+		{"active as a string", ixActiveString, false, "introspection", 0},
+		{"active as null", ixActiveNull, false, "introspection", 0},
+		{"answer slower than the timeout", ixSlow, false, "introspection", 1},
+		{"connection refused", ixOK, true, "introspection", 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -743,8 +744,8 @@ func TestIntrospection_FailingEndpointIsUnavailableQuicklyAndRecordedWithoutTheT
 			if strings.Contains(st.LastError, tok) {
 				t.Fatalf("Status().LastError contains the token")
 			}
-			if st.Introspection == nil || st.Introspection.Errors != 1 || st.Introspection.Calls != 1 || st.Introspection.Failures != 1 {
-				t.Fatalf("Status().Introspection = %+v, want 1 call, 1 error, 1 consecutive failure", st.Introspection)
+			if st.Introspection == nil || st.Introspection.Errors != 1 || st.Introspection.Calls != 1 || st.Introspection.Failures != tc.breaker {
+				t.Fatalf("Status().Introspection = %+v, want 1 call, 1 error, %d consecutive failure", st.Introspection, tc.breaker)
 			}
 			want := int64(1)
 			if tc.refused {

@@ -9,7 +9,10 @@ import (
 // introspectAndCache introspects token at km once for all concurrent
 // callers (singleflight per Key Manager and token hash) and caches the
 // answer: positive until min(exp, introspection_cache_ttl, max_ttl),
-// negative for negative_cache_ttl.
+// negative for negative_cache_ttl (in the cache's separate negative
+// store). A token with no positive result of this Key Manager in the cache
+// (never seen, or only refused) spends one unit of the Key Manager's
+// unknown-token budget per flight, however many callers share it.
 func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyManager, token string, p *Principal, proj *projection, tokenIss string) (*Principal, error) {
 	type flight struct {
 		entry []byte
@@ -21,23 +24,28 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		// fail the others.
 		// A caller that missed the cache just before an earlier flight
 		// finished would otherwise ask again.
+		known := false // a positive result of this Key Manager, even expired
 		if entry := g.cache.get(&p.key); entry != nil {
 			var c Principal
-			if decodeEntry(entry, &c) == nil && c.claimSet == proj.id && c.fpHash == km.fpHash && g.now().Unix() < c.ExpiresAt {
-				if c.negative {
-					return flight{err: c.negativeError()}, nil
+			if decodeEntry(entry, &c) == nil && c.fpHash == km.fpHash {
+				if c.claimSet == proj.id && g.now().Unix() < c.ExpiresAt {
+					if c.negative {
+						return flight{err: c.negativeError()}, nil
+					}
+					return flight{entry: entry}, nil
 				}
-				return flight{entry: entry}, nil
+				known = !c.negative
 			}
 		}
 		ictx, cancel := context.WithTimeout(km.ctx, time.Duration(km.def.Timeout)+time.Second)
 		defer cancel()
-		res, err := km.introspect(ictx, token)
+		asked := g.now() // the answer confirms the token as of (at least) now
+		res, err := km.introspect(ictx, token, !known)
 		if err != nil {
-			return flight{err: err}, nil
+			return flight{err: err}, nil // budget, busy, breaker, failures: never cached
 		}
 		now := g.now()
-		q := &Principal{key: p.key, introspected: true}
+		q := &Principal{key: p.key, introspected: true, confirmedAt: uint32(max(asked.Unix(), 0))}
 		maxLife := now.Add(g.cache.maxTTL).Unix()
 		if verr := km.principalFromIntrospection(res, now, tokenIss); verr != nil {
 			if reason, ok := reasonIndex(verr); ok {

@@ -109,6 +109,8 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 	km.intro = &introspector{rules: rules}
 	km.intro.breaker.threshold = int64(def.BreakerThreshold)
 	km.intro.breaker.cooldown = int64(time.Duration(def.BreakerCooldown))
+	km.intro.budget.init(def.IntrospectionRate, def.IntrospectionBurst)
+	km.intro.flights.max = int64(def.MaxIntrospectionFlights)
 	for _, a := range def.AllowedAlgorithms {
 		km.allowedAlgs[a] = true
 	}
@@ -163,17 +165,22 @@ func newHTTPClient(def Definition) (*http.Client, error) {
 	tr.ResponseHeaderTimeout = time.Duration(def.Timeout)
 	if def.TLS != nil {
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
-		if def.TLS.CAFile != "" {
-			pemBytes, err := os.ReadFile(def.TLS.CAFile)
-			if err != nil {
-				return nil, FieldErrors{{Field: "tls.ca_file", Message: fmt.Sprintf("cannot read: %v", err)}}
-			}
+		if def.TLS.CAFile != "" || def.TLS.CAPEM != "" {
 			pool, err := x509.SystemCertPool()
 			if err != nil || pool == nil {
 				pool = x509.NewCertPool()
 			}
-			if !pool.AppendCertsFromPEM(pemBytes) {
-				return nil, FieldErrors{{Field: "tls.ca_file", Message: "holds no PEM certificate"}}
+			if def.TLS.CAFile != "" {
+				pemBytes, err := os.ReadFile(def.TLS.CAFile)
+				if err != nil {
+					return nil, FieldErrors{{Field: "tls.ca_file", Message: fmt.Sprintf("cannot read: %v", err)}}
+				}
+				if !pool.AppendCertsFromPEM(pemBytes) {
+					return nil, FieldErrors{{Field: "tls.ca_file", Message: "holds no PEM certificate"}}
+				}
+			}
+			if def.TLS.CAPEM != "" && !pool.AppendCertsFromPEM([]byte(def.TLS.CAPEM)) {
+				return nil, FieldErrors{{Field: "tls.ca_pem", Message: "holds no PEM certificate"}}
 			}
 			tc.RootCAs = pool
 		}

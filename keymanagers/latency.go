@@ -5,13 +5,17 @@ import (
 	"time"
 )
 
-// LatencyBuckets are the upper bounds (seconds) of the introspection
-// latency histogram.
-var LatencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// latencyBuckets are the upper bounds (seconds) of the introspection
+// latency histogram. An array, not a slice: the counters are sized from
+// it at compile time, and nothing outside can change it.
+var latencyBuckets = [...]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
+// LatencyBuckets returns a copy of the histogram's bucket bounds.
+func LatencyBuckets() []float64 { return append([]float64(nil), latencyBuckets[:]...) }
 
 // latencyHistogram is a lock-free fixed-bucket histogram.
 type latencyHistogram struct {
-	counts [12]atomic.Uint64 // len(LatencyBuckets)+1 (the last is +Inf)
+	counts [len(latencyBuckets) + 1]atomic.Uint64 // the last is +Inf
 	sumNs  atomic.Int64
 	total  atomic.Uint64
 }
@@ -19,7 +23,7 @@ type latencyHistogram struct {
 func (h *latencyHistogram) observe(d time.Duration) {
 	s := d.Seconds()
 	i := 0
-	for i < len(LatencyBuckets) && s > LatencyBuckets[i] {
+	for i < len(latencyBuckets) && s > latencyBuckets[i] {
 		i++
 	}
 	h.counts[i].Add(1)
@@ -39,7 +43,7 @@ type LatencySnapshot struct {
 func (h *latencyHistogram) snapshot() LatencySnapshot {
 	s := LatencySnapshot{Count: h.total.Load(), SumSeconds: time.Duration(h.sumNs.Load()).Seconds(), Cumulative: map[float64]uint64{}}
 	var acc uint64
-	for i, b := range LatencyBuckets {
+	for i, b := range latencyBuckets {
 		acc += h.counts[i].Load()
 		s.Cumulative[b] = acc
 	}

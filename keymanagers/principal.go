@@ -37,11 +37,16 @@ type Principal struct {
 	// introspected marks results from introspection (not a JWT).
 	introspected bool
 
-	fpHash   uint64 // the Key Manager's fingerprint hash
-	keyID    uint32 // the verifying key (JWKS path); 0: none to re-check
-	claimSet uint32
-	claims   []byte // encoded projected claims: repeated (name, raw JSON)
-	key      [32]byte
+	fpHash uint64 // the Key Manager's fingerprint hash
+	keyID  uint32 // the verifying key (JWKS path); 0: none to re-check
+	// confirmedAt is the unix time (seconds, rounded down) at which the Key
+	// Manager was asked about an introspected token and confirmed it; 0
+	// for JWTs. A stale result is served only if it is no older than the
+	// last revocation sync (Gateway.MarkRevocationsSynced).
+	confirmedAt uint32
+	claimSet    uint32
+	claims      []byte // encoded projected claims: repeated (name, raw JSON)
+	key         [32]byte
 }
 
 // ScopeList returns the scopes as a slice (allocates).
@@ -115,7 +120,14 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 5
+const entryVersion = 6
+
+// entryHeaderLen is the fixed part of an entry: version, flags, claim set,
+// soft and hard expiry, fingerprint hash, then 4 bytes that hold the key id
+// of a JWT result or the confirmation time of an introspected one (which
+// has no key to re-check), so the entry does not grow: a cache hit copies
+// it.
+const entryHeaderLen = 2 + 4 + 8 + 8 + 8 + 4
 
 const (
 	flagNegative     = 0x01
@@ -147,7 +159,7 @@ func (p *Principal) negativeError() error {
 // stored (it follows from the Key Manager), nor is Issuer when it is the
 // Key Manager's own (see fill).
 func encodeEntry(p *Principal, claims [][2]string) []byte {
-	n := 2 + 4 + 8 + 8 + 8 + 4
+	n := entryHeaderLen
 	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		n += 2 + len(s)
 	}
@@ -167,7 +179,11 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.ExpiresAt))
 	b = binary.LittleEndian.AppendUint64(b, uint64(p.hardExpiry))
 	b = binary.LittleEndian.AppendUint64(b, p.fpHash)
-	b = binary.LittleEndian.AppendUint32(b, p.keyID)
+	if p.introspected {
+		b = binary.LittleEndian.AppendUint32(b, p.confirmedAt)
+	} else {
+		b = binary.LittleEndian.AppendUint32(b, p.keyID)
+	}
 	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
 		b = appendStr(b, s)
 	}
@@ -192,7 +208,7 @@ func (p *Principal) fill(km *KeyManager, tenant string) {
 // decodeEntry fills p from an entry without copying: p's strings alias b,
 // which must not be modified afterwards.
 func decodeEntry(b []byte, p *Principal) error {
-	if len(b) < 34 || b[0] != entryVersion {
+	if len(b) < entryHeaderLen || b[0] != entryVersion {
 		return errBadEntry
 	}
 	p.negative = b[1]&flagNegative != 0
@@ -202,8 +218,12 @@ func decodeEntry(b []byte, p *Principal) error {
 	p.ExpiresAt = int64(binary.LittleEndian.Uint64(b[6:]))
 	p.hardExpiry = int64(binary.LittleEndian.Uint64(b[14:]))
 	p.fpHash = binary.LittleEndian.Uint64(b[22:])
-	p.keyID = binary.LittleEndian.Uint32(b[30:])
-	b = b[34:]
+	if p.introspected {
+		p.keyID, p.confirmedAt = 0, binary.LittleEndian.Uint32(b[30:])
+	} else {
+		p.keyID, p.confirmedAt = binary.LittleEndian.Uint32(b[30:]), 0
+	}
+	b = b[entryHeaderLen:]
 	for _, dst := range []*string{&p.KeyManager, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
 		s, rest, ok := readStr(b)
 		if !ok {

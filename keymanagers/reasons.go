@@ -49,6 +49,7 @@ const (
 	ReasonKeyManagerFailed      = "key_manager_failed"
 	ReasonIntrospectionFailed   = "introspection_failed"
 	ReasonBreakerOpen           = "breaker_open"
+	ReasonIntrospectionBusy     = "introspection_busy"
 	ReasonInternal              = "internal"
 )
 
@@ -106,11 +107,12 @@ var (
 
 // The Key Manager cannot answer: 503, never cached.
 var (
-	ErrUnavailable      = &Error{KindUnavailable, ReasonKeyManagerUnavailable, "The Key Manager that issued the access token cannot be reached right now; try again later."}
-	ErrNoKeys           = &Error{KindUnavailable, ReasonKeysUnavailable, "The Key Manager's signing keys are not available right now; try again later."}
-	ErrKeyManagerFailed = &Error{KindUnavailable, ReasonKeyManagerFailed, "The Key Manager is misconfigured or failing; the gateway's operators have been told."}
-	ErrIntrospection    = &Error{KindUnavailable, ReasonIntrospectionFailed, "The Key Manager could not validate the access token right now; try again later."}
-	ErrBreakerOpen      = &Error{KindUnavailable, ReasonBreakerOpen, "The Key Manager is failing; the gateway stopped asking it for a short while. Try again later."}
+	ErrUnavailable       = &Error{KindUnavailable, ReasonKeyManagerUnavailable, "The Key Manager that issued the access token cannot be reached right now; try again later."}
+	ErrNoKeys            = &Error{KindUnavailable, ReasonKeysUnavailable, "The Key Manager's signing keys are not available right now; try again later."}
+	ErrKeyManagerFailed  = &Error{KindUnavailable, ReasonKeyManagerFailed, "The Key Manager is misconfigured or failing; the gateway's operators have been told."}
+	ErrIntrospection     = &Error{KindUnavailable, ReasonIntrospectionFailed, "The Key Manager could not validate the access token right now; try again later."}
+	ErrBreakerOpen       = &Error{KindUnavailable, ReasonBreakerOpen, "The Key Manager is failing; the gateway stopped asking it for a short while. Try again later."}
+	ErrIntrospectionBusy = &Error{KindUnavailable, ReasonIntrospectionBusy, "The Key Manager is validating too many access tokens at once; try again shortly."}
 )
 
 var errInternal = &Error{KindInternal, ReasonInternal, "Internal error."}
@@ -124,7 +126,7 @@ func Reasons() []*Error {
 		ErrIssuedInFuture, ErrNoExpiry, ErrWrongAudience,
 		ErrInactive, ErrRefreshToken, ErrWrongTokenIssuer, ErrIntrospectionBudget,
 		ErrUnknownTenant, ErrInsufficientScope, ErrNotSubscribed, ErrNoApplication, ErrClaimRequirement, ErrBadPath,
-		ErrUnavailable, ErrNoKeys, ErrKeyManagerFailed, ErrIntrospection, ErrBreakerOpen,
+		ErrUnavailable, ErrNoKeys, ErrKeyManagerFailed, ErrIntrospection, ErrBreakerOpen, ErrIntrospectionBusy,
 		errInternal,
 	}
 }

@@ -38,33 +38,75 @@ func isSecretField(name string) bool {
 	return strings.Contains(n, "secret") || strings.Contains(n, "password") || strings.Contains(n, "private")
 }
 
-// KeepMaskedSecrets replaces masked secrets in d (as sent back by an admin
-// client after a GET) with the values from prev, as WSO2 does.
-func (d Definition) KeepMaskedSecrets(prev Definition) Definition {
+// RestoreMaskedSecrets replaces masked secrets in d (as sent back by an
+// admin client after a GET) with the values of prev, as WSO2 does. When d
+// points the Key Manager at another endpoint (well_known_url, jwks_url,
+// introspection_url, token_url or a connector field), masked secrets are
+// refused: a caller who cannot read the secret must not be able to send it
+// to a host of their choice.
+func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
+	masked := d.ClientSecret == Mask || d.SharedSecret == Mask
+	var cur, old map[string]json.RawMessage
+	if len(d.Connector) > 0 && json.Unmarshal(d.Connector, &cur) == nil {
+		for k, v := range cur {
+			if isSecretField(k) && string(v) == `"`+Mask+`"` {
+				masked = true
+			}
+		}
+	}
+	if !masked {
+		return d, nil
+	}
+	if len(prev.Connector) > 0 {
+		_ = json.Unmarshal(prev.Connector, &old)
+	}
+	if field := endpointChange(d, prev, cur, old); field != "" {
+		return d, FieldErrors{{Field: field, Message: "changes where the Key Manager's secrets are sent: send client_secret (and every other secret) again instead of the mask"}}
+	}
 	if d.ClientSecret == Mask {
 		d.ClientSecret = prev.ClientSecret
 	}
 	if d.SharedSecret == Mask {
 		d.SharedSecret = prev.SharedSecret
 	}
-	if len(d.Connector) > 0 && len(prev.Connector) > 0 {
-		var cur, old map[string]json.RawMessage
-		if json.Unmarshal(d.Connector, &cur) == nil && json.Unmarshal(prev.Connector, &old) == nil {
-			changed := false
-			for k, v := range cur {
-				if isSecretField(k) && string(v) == `"`+Mask+`"` {
-					if ov, ok := old[k]; ok {
-						cur[k] = ov
-						changed = true
-					}
-				}
-			}
-			if changed {
-				d.Connector, _ = json.Marshal(cur)
+	changed := false
+	for k, v := range cur {
+		if isSecretField(k) && string(v) == `"`+Mask+`"` {
+			if ov, ok := old[k]; ok {
+				cur[k] = ov
+				changed = true
 			}
 		}
 	}
-	return d
+	if changed {
+		d.Connector, _ = json.Marshal(cur)
+	}
+	return d, nil
+}
+
+// endpointChange names the first endpoint d changes against prev, or "".
+func endpointChange(d, prev Definition, cur, old map[string]json.RawMessage) string {
+	switch {
+	case d.WellKnownURL != prev.WellKnownURL:
+		return "well_known_url"
+	case d.JWKSURL != prev.JWKSURL:
+		return "jwks_url"
+	case d.IntrospectionURL != prev.IntrospectionURL:
+		return "introspection_url"
+	case d.TokenURL != prev.TokenURL:
+		return "token_url"
+	}
+	for k, v := range cur {
+		if !isSecretField(k) && string(old[k]) != string(v) {
+			return "connector." + k
+		}
+	}
+	for k := range old {
+		if _, ok := cur[k]; !ok && !isSecretField(k) {
+			return "connector." + k
+		}
+	}
+	return ""
 }
 
 // Mask replaces secrets in anything shown to a user.

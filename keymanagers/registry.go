@@ -46,49 +46,42 @@ func (t *Tenant) KeyManager(name string) *KeyManager { return t.byName[name] }
 func NewRegistry(tenants map[string][]*KeyManager, globals []*KeyManager) (*Registry, error) {
 	r := &Registry{tenants: map[string]*Tenant{}, globals: globals}
 	r.all = append(r.all, globals...)
-	globalNames := map[string]bool{}
-	for _, g := range globals {
-		if globalNames[g.Name()] {
-			return nil, fmt.Errorf("global key manager %q is defined twice", g.Name())
-		}
-		globalNames[g.Name()] = true
-	}
 	names := make([]string, 0, len(tenants))
 	for n := range tenants {
+		if n == GlobalTenant {
+			return nil, fmt.Errorf("tenant name %q is reserved for Global Key Managers", GlobalTenant)
+		}
+		if !ValidName(n) {
+			return nil, fmt.Errorf("tenant name %q is not valid: use 1-64 characters of a-z, 0-9, '.', '_' or '-'", n)
+		}
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	// Global Key Managers with one issuer collide for every tenant.
-	if _, err := buildTenant(GlobalTenant, nil, globals); err != nil {
+	var placed []Placement
+	for _, km := range globals {
+		placed = append(placed, km.placement())
+	}
+	for _, n := range names {
+		for _, km := range tenants[n] {
+			placed = append(placed, km.placement())
+		}
+	}
+	if err := CheckVisibility(names, placed); err != nil {
 		return nil, err
 	}
 	for _, name := range names {
-		if name == GlobalTenant {
-			return nil, fmt.Errorf("tenant name %q is reserved for Global Key Managers", GlobalTenant)
-		}
-		if !ValidName(name) {
-			return nil, fmt.Errorf("tenant name %q is not valid: use 1-64 characters of a-z, 0-9, '.', '_' or '-'", name)
-		}
-		t, err := buildTenant(name, tenants[name], globals)
-		if err != nil {
-			return nil, err
-		}
-		r.tenants[name] = t
+		r.tenants[name] = buildTenant(name, tenants[name], globals)
 		r.all = append(r.all, tenants[name]...)
 	}
 	return r, nil
 }
 
-func buildTenant(name string, own, globals []*KeyManager) (*Tenant, error) {
+// buildTenant indexes a tenant's view; CheckVisibility has already
+// refused clashing names and issuers.
+func buildTenant(name string, own, globals []*KeyManager) *Tenant {
 	t := &Tenant{Name: name, byName: map[string]*KeyManager{}, byIssuer: map[string]*KeyManager{}}
 	t.kms = append(slices.Clone(own), globals...)
 	for _, km := range t.kms {
-		if prev, ok := t.byName[km.Name()]; ok {
-			if prev.tenant != km.tenant {
-				return nil, fmt.Errorf("tenant %q: key manager %q has the name of a Global Key Manager; rename one of them", name, km.Name())
-			}
-			return nil, fmt.Errorf("tenant %q: key manager %q is defined twice", name, km.Name())
-		}
 		t.byName[km.Name()] = km
 		if !km.def.IsEnabled() {
 			continue
@@ -98,21 +91,10 @@ func buildTenant(name string, own, globals []*KeyManager) (*Tenant, error) {
 			continue
 		}
 		for _, iss := range km.Issuers() {
-			if prev, ok := t.byIssuer[iss]; ok {
-				return nil, fmt.Errorf("tenant %q: key managers %s and %s have the same issuer %q; a token's issuer must pick exactly one Key Manager",
-					name, prev.label(), km.label(), iss)
-			}
 			t.byIssuer[iss] = km
 		}
 	}
-	return t, nil
-}
-
-func (km *KeyManager) label() string {
-	if km.tenant == GlobalTenant {
-		return fmt.Sprintf("%q (global)", km.Name())
-	}
-	return fmt.Sprintf("%q", km.Name())
+	return t
 }
 
 // Tenant returns the tenant's view, or nil.

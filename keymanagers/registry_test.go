@@ -31,7 +31,7 @@ func TestNewRegistry_RefusesAmbiguousOrReservedConfigurations(t *testing.T) {
 					offlineKM(t, "acme", "second", "https://same.example.com"),
 				}}, nil
 			},
-			[]string{`"first"`, `"second"`, "https://same.example.com", `"acme"`},
+			[]string{`"first"`, `"second"`, "https://same.example.com", "tenant acme"},
 		},
 		{
 			"tenant Key Manager with the issuer of a Global one",

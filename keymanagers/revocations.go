@@ -87,3 +87,37 @@ func (r *Revocations) revoked(key *[32]byte, issuer, jti string) bool {
 
 // SetRevocations installs a new revocation set.
 func (g *Gateway) SetRevocations(r *Revocations) { g.revocations.Store(r) }
+
+// JWTFacts are the claims a revocation needs from a JWT, read without
+// verifying it.
+type JWTFacts struct {
+	Issuer, JTI string
+	Exp         int64
+	HasExp      bool
+	// ExpOutOfRange reports an exp present but refused by the strict
+	// NumericDate reader (not a number, negative, beyond its range).
+	ExpOutOfRange bool
+}
+
+// InspectJWT reads iss, jti and exp of a compact JWS with the same strict
+// decoder as verification (exact member names, duplicates refused), so
+// {"exp":1,"Exp":2} cannot shorten a revocation. ok is false for anything
+// that is not a readable JWS.
+func InspectJWT(token string) (JWTFacts, bool) {
+	p, err := parseCompact(token)
+	if err != nil {
+		return JWTFacts{}, false
+	}
+	claims, err := decodeClaims(p.payload)
+	if err != nil {
+		return JWTFacts{}, false
+	}
+	var f JWTFacts
+	f.Issuer, _ = claimString(claims["iss"])
+	f.JTI, _ = claimString(claims["jti"])
+	if raw, ok := claims["exp"]; ok {
+		f.Exp, f.HasExp = numericDate(raw)
+		f.ExpOutOfRange = !f.HasExp
+	}
+	return f, true
+}

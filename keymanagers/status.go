@@ -42,6 +42,12 @@ type IntrospectionStatus struct {
 	Errors   uint64 `json:"errors"`
 	Breaker  string `json:"breaker"`
 	Failures int64  `json:"consecutive_failures"`
+	// Throttled counts unknown tokens refused over the introspection
+	// budget, Busy those refused over max_introspection_flights; InFlight
+	// is the number of introspection calls in progress.
+	Throttled uint64 `json:"throttled"`
+	Busy      uint64 `json:"busy"`
+	InFlight  int64  `json:"in_flight"`
 }
 
 func (km *KeyManager) introspectionStatus() *IntrospectionStatus {
@@ -49,7 +55,8 @@ func (km *KeyManager) introspectionStatus() *IntrospectionStatus {
 		return nil
 	}
 	s := &IntrospectionStatus{Calls: km.intro.calls.Load(), Errors: km.intro.errors.Load(),
-		Breaker: km.intro.breaker.state(km.now().UnixNano()), Failures: km.intro.breaker.failures.Load()}
+		Breaker: km.intro.breaker.state(km.now().UnixNano()), Failures: km.intro.breaker.failures.Load(),
+		Throttled: km.intro.throttled.Load(), Busy: km.intro.busy.Load(), InFlight: km.intro.flights.n.Load()}
 	if u := km.introspectURL.Load(); u != nil {
 		s.URL = *u
 	}
@@ -59,25 +66,32 @@ func (km *KeyManager) introspectionStatus() *IntrospectionStatus {
 // Metrics are a Key Manager's counters for operators (monotonic for the
 // life of the runtime; a changed definition starts new ones).
 type Metrics struct {
-	JWKSFetches          uint64
-	JWKSFetchFailures    uint64
-	Keys                 int
-	KeysAge              time.Duration // 0 when no key set was fetched
-	IntrospectionCalls   uint64
-	IntrospectionErrors  uint64
-	BreakerOpen          bool
-	IntrospectionLatency LatencySnapshot
+	JWKSFetches         uint64
+	JWKSFetchFailures   uint64
+	Keys                int
+	KeysAge             time.Duration // 0 when no key set was fetched
+	IntrospectionCalls  uint64
+	IntrospectionErrors uint64
+	// IntrospectionThrottled counts tokens refused over the unknown-token
+	// budget (introspection_budget), IntrospectionBusy those refused over
+	// max_introspection_flights (introspection_busy); neither made a call.
+	IntrospectionThrottled uint64
+	IntrospectionBusy      uint64
+	BreakerOpen            bool
+	IntrospectionLatency   LatencySnapshot
 }
 
 // Metrics returns the Key Manager's counters.
 func (km *KeyManager) Metrics() Metrics {
 	m := Metrics{
-		JWKSFetches:          km.fetches.Load(),
-		JWKSFetchFailures:    km.fetchFailures.Load(),
-		IntrospectionCalls:   km.intro.calls.Load(),
-		IntrospectionErrors:  km.intro.errors.Load(),
-		BreakerOpen:          km.intro.breaker.state(km.now().UnixNano()) == "open",
-		IntrospectionLatency: km.intro.latency.snapshot(),
+		JWKSFetches:            km.fetches.Load(),
+		JWKSFetchFailures:      km.fetchFailures.Load(),
+		IntrospectionCalls:     km.intro.calls.Load(),
+		IntrospectionErrors:    km.intro.errors.Load(),
+		IntrospectionThrottled: km.intro.throttled.Load(),
+		IntrospectionBusy:      km.intro.busy.Load(),
+		BreakerOpen:            km.intro.breaker.state(km.now().UnixNano()) == "open",
+		IntrospectionLatency:   km.intro.latency.snapshot(),
 	}
 	if ks := km.keys.Load(); ks != nil {
 		m.Keys = len(ks.all)

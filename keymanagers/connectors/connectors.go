@@ -206,12 +206,3 @@ func refused(description string) error {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
-
-// isRefresh reports a token type that names a refresh token.
-func isRefresh(t string) bool {
-	switch strings.ToLower(t) {
-	case "refresh_token", "refresh", "refreshtoken":
-		return true
-	}
-	return false
-}

@@ -66,7 +66,7 @@ func (c *ForgeRock) Derive(def *keymanagers.Definition) error {
 func (c *ForgeRock) CheckClaims(claims keymanagers.Claims) error {
 	name, ok := claims.String("tokenName")
 	if !ok {
-		if tt, ok := claims.String("token_type"); ok && isRefresh(tt) {
+		if tt, ok := claims.String("token_type"); ok && keymanagers.IsRefreshTokenType(tt) {
 			return keymanagers.ErrRefreshToken
 		}
 		return nil
@@ -74,7 +74,7 @@ func (c *ForgeRock) CheckClaims(claims keymanagers.Claims) error {
 	switch {
 	case name == "access_token":
 		return nil
-	case isRefresh(name):
+	case keymanagers.IsRefreshTokenType(name):
 		return keymanagers.ErrRefreshToken
 	}
 	return refused("The token is not an access token (ForgeRock names it otherwise in tokenName).")

@@ -75,7 +75,7 @@ func (c *WSO2IS) CheckClaims(claims keymanagers.Claims) error {
 }
 
 func refuseWSO2Refresh(claims keymanagers.Claims) error {
-	if tt, ok := claims.String("token_type"); ok && isRefresh(tt) {
+	if tt, ok := claims.String("token_type"); ok && keymanagers.IsRefreshTokenType(tt) {
 		return keymanagers.ErrRefreshToken
 	}
 	return nil

@@ -1,0 +1,136 @@
+package catalog
+
+import (
+	"context"
+	"time"
+
+	"github.com/kmgate/caddy-keymanager/keymanagers"
+)
+
+// ApplicationView is an application as the admin API shows it.
+type ApplicationView struct {
+	Tenant      string                  `json:"tenant"`
+	Source      string                  `json:"source"`
+	ETag        string                  `json:"etag,omitempty"`
+	Created     time.Time               `json:"created,omitzero"`
+	Updated     time.Time               `json:"updated,omitzero"`
+	Application keymanagers.Application `json:"application"`
+}
+
+func (a *apiApp) view() ApplicationView {
+	return ApplicationView{Tenant: a.tenant, Source: "api", ETag: etag(a.rec.Revision, a.rec.Created), Created: a.rec.Created,
+		Updated: a.rec.Updated, Application: a.app}
+}
+
+// Applications lists a tenant's applications: config ones, then API ones
+// by id.
+func (c *Catalog) Applications(tenant string) []ApplicationView {
+	out := []ApplicationView{}
+	for _, ap := range c.cfg.ConfigApps[tenant] {
+		out = append(out, ApplicationView{Tenant: tenant, Source: "config", Application: *ap})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range c.current().sortedApps(tenant) {
+		out = append(out, a.view())
+	}
+	return out
+}
+
+// Application returns one application.
+func (c *Catalog) Application(tenant, id string) (ApplicationView, error) {
+	for _, v := range c.Applications(tenant) {
+		if v.Application.ID == id {
+			return v, nil
+		}
+	}
+	return ApplicationView{}, fail(ErrNotFound, "application %q of tenant %q not found", id, tenant)
+}
+
+func (c *Catalog) configApp(tenant, id string) bool {
+	for _, ap := range c.cfg.ConfigApps[tenant] {
+		if ap.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Catalog) appChecks(tenant string) error {
+	if tenant == keymanagers.GlobalTenant {
+		return fail(ErrInvalid, "applications belong to a tenant, not to %q", keymanagers.GlobalTenant)
+	}
+	return nil
+}
+
+// PutApplication creates (create) or replaces an API-made application.
+func (c *Catalog) PutApplication(ctx context.Context, tenant string, ap keymanagers.Application, ifMatch string, create bool) (ApplicationView, error) {
+	if err := c.appChecks(tenant); err != nil {
+		return ApplicationView{}, err
+	}
+	if err := ap.Validate(); err != nil {
+		return ApplicationView{}, err
+	}
+	var v ApplicationView
+	err := c.write(ctx, func() error {
+		if c.configApp(tenant, ap.ID) {
+			return fail(ErrConflict, "application %q of tenant %q is defined in the Caddy configuration and is read-only here", ap.ID, tenant)
+		}
+		cur := c.apps[tenant][ap.ID]
+		switch {
+		case create && cur != nil:
+			return fail(ErrConflict, "application %q of tenant %q already exists", ap.ID, tenant)
+		case !create && cur == nil:
+			return fail(ErrNotFound, "application %q of tenant %q not found", ap.ID, tenant)
+		case !create && ifMatch != "" && !ETagMatches(ifMatch, etag(cur.rec.Revision, cur.rec.Created)):
+			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, etag(cur.rec.Revision, cur.rec.Created))
+		}
+		t := now().UTC()
+		rec := appRecord{Application: ap, Created: t, Updated: t, Revision: 1}
+		if cur != nil {
+			rec.Created, rec.Revision = cur.rec.Created, cur.rec.Revision+1
+		}
+		cand := &apiApp{tenant: tenant, app: ap, rec: rec}
+		next := c.current().withApp(tenant, ap.ID, cand)
+		reg, err := c.compose(next)
+		if err != nil {
+			return fail(ErrConflict, "%v", err)
+		}
+		if cand.sum, err = c.store(ctx, appKey(tenant, ap.ID), rec); err != nil {
+			return err
+		}
+		c.commit(next, reg)
+		v = cand.view()
+		return nil
+	})
+	return v, err
+}
+
+// DeleteApplication deletes an API-made application.
+func (c *Catalog) DeleteApplication(ctx context.Context, tenant, id, ifMatch string) error {
+	if err := c.appChecks(tenant); err != nil {
+		return err
+	}
+	return c.write(ctx, func() error {
+		if c.configApp(tenant, id) {
+			return fail(ErrConflict, "application %q of tenant %q is defined in the Caddy configuration and is read-only here", id, tenant)
+		}
+		cur := c.apps[tenant][id]
+		if cur == nil {
+			return fail(ErrNotFound, "application %q of tenant %q not found", id, tenant)
+		}
+		if tag := etag(cur.rec.Revision, cur.rec.Created); ifMatch != "" && !ETagMatches(ifMatch, tag) {
+			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, tag)
+		}
+		next := c.current().withApp(tenant, id, nil)
+		reg, err := c.compose(next)
+		if err != nil {
+			return err
+		}
+		if err := c.remove(ctx, appKey(tenant, id)); err != nil {
+			return err
+		}
+		c.commit(next, reg)
+		return nil
+	})
+}
