@@ -190,7 +190,9 @@ func TestReplaceKeyManager_MaskedSecretOnlyWhereItWasSent(t *testing.T) {
 			d.IntrospectionAuth = keymanagers.AuthBearer
 			d.TokenURL = "https://evil.example.net/t"
 		}, "token_url"},
-		{"another well_known_url needs the secret again", func(d *keymanagers.Definition) { d.WellKnownURL = "https://evil.example.net/.well-known/openid-configuration" }, "well_known_url"},
+		{"another well_known_url needs the secret again", func(d *keymanagers.Definition) {
+			d.WellKnownURL = "https://evil.example.net/.well-known/openid-configuration"
+		}, "well_known_url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newTestCatalog(t, nil)
