@@ -18,7 +18,7 @@ type ApplicationView struct {
 }
 
 func (a *apiApp) view() ApplicationView {
-	return ApplicationView{Tenant: a.tenant, Source: "api", ETag: etag(a.rec.Revision, a.rec.Created), Created: a.rec.Created,
+	return ApplicationView{Tenant: a.tenant, Source: "api", ETag: a.rec.etag(), Created: a.rec.Created,
 		Updated: a.rec.Updated, Application: a.app}
 }
 
@@ -77,18 +77,17 @@ func (c *Catalog) PutApplication(ctx context.Context, tenant string, ap keymanag
 			return fail(ErrConflict, "application %q of tenant %q is defined in the Caddy configuration and is read-only here", ap.ID, tenant)
 		}
 		cur := c.apps[tenant][ap.ID]
+		rec := appRecord{Application: ap, stamp: newStamp(nil)}
 		switch {
 		case create && cur != nil:
 			return fail(ErrConflict, "application %q of tenant %q already exists", ap.ID, tenant)
 		case !create && cur == nil:
 			return fail(ErrNotFound, "application %q of tenant %q not found", ap.ID, tenant)
-		case !create && ifMatch != "" && !ETagMatches(ifMatch, etag(cur.rec.Revision, cur.rec.Created)):
-			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, etag(cur.rec.Revision, cur.rec.Created))
-		}
-		t := now().UTC()
-		rec := appRecord{Application: ap, Created: t, Updated: t, Revision: 1}
-		if cur != nil {
-			rec.Created, rec.Revision = cur.rec.Created, cur.rec.Revision+1
+		case cur != nil:
+			if err := cur.rec.checkIfMatch(ifMatch); err != nil {
+				return err
+			}
+			rec.stamp = newStamp(&cur.rec.stamp)
 		}
 		cand := &apiApp{tenant: tenant, app: ap, rec: rec}
 		next := c.current().withApp(tenant, ap.ID, cand)
@@ -119,8 +118,8 @@ func (c *Catalog) DeleteApplication(ctx context.Context, tenant, id, ifMatch str
 		if cur == nil {
 			return fail(ErrNotFound, "application %q of tenant %q not found", id, tenant)
 		}
-		if tag := etag(cur.rec.Revision, cur.rec.Created); ifMatch != "" && !ETagMatches(ifMatch, tag) {
-			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, tag)
+		if err := cur.rec.checkIfMatch(ifMatch); err != nil {
+			return err
 		}
 		next := c.current().withApp(tenant, id, nil)
 		reg, err := c.compose(next)

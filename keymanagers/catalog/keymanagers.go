@@ -43,7 +43,7 @@ func configView(km *keymanagers.KeyManager) KeyManagerView {
 }
 
 func (k *apiKM) view() KeyManagerView {
-	return KeyManagerView{Tenant: k.tenant, Name: k.rec.Definition.Name, Source: "api", ETag: etag(k.rec.Revision, k.rec.Created),
+	return KeyManagerView{Tenant: k.tenant, Name: k.rec.Definition.Name, Source: "api", ETag: k.rec.etag(),
 		Created: k.rec.Created, Updated: k.rec.Updated, Definition: k.rec.Definition.Redacted()}
 }
 
@@ -198,10 +198,11 @@ func (c *Catalog) putLocked(ctx context.Context, tenant string, def keymanagers.
 	if err != nil {
 		return KeyManagerView{}, err
 	}
-	t := now().UTC()
-	rec := kmRecord{Definition: def, Created: t, Updated: t, Revision: 1}
+	rec := kmRecord{Definition: def}
 	if prev != nil {
-		rec.Created, rec.Revision = prev.rec.Created, prev.rec.Revision+1
+		rec.stamp = newStamp(&prev.rec.stamp)
+	} else {
+		rec.stamp = newStamp(nil)
 	}
 	cand := &apiKM{tenant: tenant, rt: rt, rec: rec}
 	next := c.current().withKM(tenant, def.Name, cand)
@@ -260,8 +261,8 @@ func (c *Catalog) ReplaceKeyManager(ctx context.Context, tenant string, def keym
 		if cur == nil {
 			return fail(ErrNotFound, "key manager %q of tenant %q not found; POST /keymanagers/%s/ creates it", def.Name, tenant, tenant)
 		}
-		if tag := etag(cur.rec.Revision, cur.rec.Created); ifMatch != "" && !ETagMatches(ifMatch, tag) {
-			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, tag)
+		if err := cur.rec.checkIfMatch(ifMatch); err != nil {
+			return err
 		}
 		restored, err := def.RestoreMaskedSecrets(cur.rec.Definition)
 		if err != nil {
@@ -284,8 +285,8 @@ func (c *Catalog) DeleteKeyManager(ctx context.Context, tenant, name, ifMatch st
 		if cur == nil {
 			return fail(ErrNotFound, "key manager %q of tenant %q not found", name, tenant)
 		}
-		if tag := etag(cur.rec.Revision, cur.rec.Created); ifMatch != "" && !ETagMatches(ifMatch, tag) {
-			return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, tag)
+		if err := cur.rec.checkIfMatch(ifMatch); err != nil {
+			return err
 		}
 		if t, id, ok := c.usedBy(tenant, name); ok {
 			return fail(ErrConflict, "application %q of tenant %q uses key manager %q; delete or change it first", id, t, name)

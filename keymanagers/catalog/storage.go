@@ -32,22 +32,47 @@ const (
 // now is the clock (tests may swap it).
 var now = time.Now
 
+// stamp is the bookkeeping of a stored record.
+type stamp struct {
+	Created time.Time `json:"created"`
+	Updated time.Time `json:"updated"`
+	// Revision counts the record's writes; with Created it makes the ETag,
+	// which therefore says nothing about the record's secrets.
+	Revision uint64 `json:"revision,omitempty"`
+}
+
+// newStamp is the stamp of a write over prev (nil: a new record).
+func newStamp(prev *stamp) stamp {
+	t := now().UTC()
+	s := stamp{Created: t, Updated: t, Revision: 1}
+	if prev != nil {
+		s.Created, s.Revision = prev.Created, prev.Revision+1
+	}
+	return s
+}
+
+func (s *stamp) etag() string {
+	return `"` + strconv.FormatUint(s.Revision, 10) + "." + strconv.FormatInt(s.Created.UnixNano(), 36) + `"`
+}
+
+// checkIfMatch refuses a write whose If-Match ("" for none) is stale.
+func (s *stamp) checkIfMatch(ifMatch string) error {
+	if ifMatch != "" && !ETagMatches(ifMatch, s.etag()) {
+		return fail(ErrPrecondition, "If-Match %s does not match the current ETag %s", ifMatch, s.etag())
+	}
+	return nil
+}
+
 // kmRecord is one API-made Key Manager as stored.
 type kmRecord struct {
 	Definition keymanagers.Definition `json:"definition"`
-	Created    time.Time              `json:"created"`
-	Updated    time.Time              `json:"updated"`
-	// Revision counts the record's writes; with Created it makes the ETag,
-	// which therefore says nothing about the definition's secrets.
-	Revision uint64 `json:"revision,omitempty"`
+	stamp
 }
 
 // appRecord is one API-made application as stored.
 type appRecord struct {
 	Application keymanagers.Application `json:"application"`
-	Created     time.Time               `json:"created"`
-	Updated     time.Time               `json:"updated"`
-	Revision    uint64                  `json:"revision,omitempty"`
+	stamp
 }
 
 // apiKM is a loaded API-made Key Manager.
@@ -68,9 +93,6 @@ type apiApp struct {
 
 func kmKey(tenant, name string) string { return path.Join(storageTenants, tenant, name+".json") }
 func appKey(tenant, id string) string  { return path.Join(storageApplications, tenant, id+".json") }
-func etag(rev uint64, created time.Time) string {
-	return `"` + strconv.FormatUint(rev, 10) + "." + strconv.FormatInt(created.UnixNano(), 36) + `"`
-}
 
 // ETagMatches reports whether an If-Match header value matches etag.
 func ETagMatches(ifMatch, etag string) bool {
