@@ -20,7 +20,7 @@ import (
 // file, each with the reason.
 var goldenCoverageExempt = map[string]string{}
 
-// caddyfileParsers are the functions of caddyfile.go whose subdirective
+// caddyfileParsers are the functions of caddyfile*.go whose subdirective
 // names must each appear in a golden file.
 var caddyfileParsers = []string{"parseGlobalOption", "parseApplication", "parseKeyManager", "UnmarshalCaddyfile"}
 
@@ -31,9 +31,9 @@ var caddyfileParsers = []string{"parseGlobalOption", "parseApplication", "parseK
 // testdata/caddyfile_adapt/*.caddyfiletest: a new directive needs a golden
 // file that shows what it adapts to.
 func TestAdaptCoverageEveryDirectiveHasGoldenFile(t *testing.T) {
-	names := parserDirectiveNames(t, "caddyfile.go")
+	names := parserDirectiveNames(t, "caddyfile*.go")
 	if len(names) < 40 {
-		t.Fatalf("found only %d subdirective names in caddyfile.go; is the parser lookup still right? %v", len(names), sortedKeys(names))
+		t.Fatalf("found only %d subdirective names in caddyfile*.go; is the parser lookup still right? %v", len(names), sortedKeys(names))
 	}
 	golden := goldenDirectives(t)
 
@@ -65,7 +65,7 @@ func TestAdaptCoverageEveryDirectiveHasGoldenFile(t *testing.T) {
 
 	for n := range goldenCoverageExempt {
 		if _, ok := names[n]; !ok {
-			t.Errorf("goldenCoverageExempt lists %q, which caddyfile.go no longer parses: remove it", n)
+			t.Errorf("goldenCoverageExempt lists %q, which caddyfile*.go no longer parse: remove it", n)
 		}
 	}
 	if len(missing) > 0 {
@@ -77,12 +77,20 @@ func TestAdaptCoverageEveryDirectiveHasGoldenFile(t *testing.T) {
 
 // parserDirectiveNames returns the string case labels and d.Val()
 // comparisons of the parser functions of file, each with its function.
-func parserDirectiveNames(t *testing.T, file string) map[string]string {
+func parserDirectiveNames(t *testing.T, pattern string) map[string]string {
 	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no parser files match %s: %v", pattern, err)
+	}
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, file, nil, 0)
-	if err != nil {
-		t.Fatal(err)
+	var decls []ast.Decl
+	for _, file := range files {
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decls = append(decls, f.Decls...)
 	}
 	names := map[string]string{}
 	found := map[string]bool{}
@@ -104,7 +112,7 @@ func parserDirectiveNames(t *testing.T, file string) map[string]string {
 		sel, ok := call.Fun.(*ast.SelectorExpr)
 		return ok && sel.Sel.Name == "Val"
 	}
-	for _, decl := range f.Decls {
+	for _, decl := range decls {
 		fd, ok := decl.(*ast.FuncDecl)
 		if !ok || fd.Body == nil {
 			continue
@@ -138,7 +146,7 @@ func parserDirectiveNames(t *testing.T, file string) map[string]string {
 	}
 	for _, w := range caddyfileParsers {
 		if !found[w] {
-			t.Errorf("%s has no function %s: update caddyfileParsers", file, w)
+			t.Errorf("%s has no function %s: update caddyfileParsers", pattern, w)
 		}
 	}
 	return names
