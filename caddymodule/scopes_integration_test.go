@@ -67,6 +67,7 @@ http://localhost:9080 {
 			tenant acme
 			scope_strategy hierarchic
 			scope GET /hier/orders orders:read
+			scope DELETE /hier/orders orders:delete
 		}
 		respond "ok"
 	}
@@ -75,6 +76,7 @@ http://localhost:9080 {
 			tenant acme
 			scope_strategy wildcard
 			scope GET /wild/orders orders:read
+			scope DELETE /wild/orders orders:delete
 		}
 		respond "ok"
 	}
@@ -106,6 +108,8 @@ http://localhost:9080 {
 	reports1 := tok(map[string]any{"sub": "e", "azp": "web-app", "scope": "reports:read"})
 	reports2 := tok(map[string]any{"sub": "e", "azp": "web-app", "scope": "reports:read reports:admin"})
 	batchOwn := tok(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders:read orders:delete"})
+	batchBroad := tok(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders"})
+	batchWild := tok(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders:*"})
 	batchUser := tok(map[string]any{"sub": "frank", "azp": "batch-app", "scope": "orders:read"})
 	roles := tok(map[string]any{"sub": "g", "azp": "web-app", "realm_access": map[string]any{"roles": []string{"user", "auditor"}}})
 	noRoles := tok(map[string]any{"sub": "g", "azp": "web-app", "realm_access": map[string]any{"roles": []string{"user"}}})
@@ -136,6 +140,10 @@ http://localhost:9080 {
 		{"wildcard: orders:* grants orders:read", "GET", "/wild/orders", wild, 200, "ok", ""},
 		{"application scopes are added to the application's own token", "GET", "/api/admin/jobs", batchOwn, 200, "ok orders:read admin", ""},
 		{"deny_scopes remove a scope from the application's tokens", "DELETE", "/api/orders/7", batchOwn, 403, "900910", "orders:delete"},
+		{"hierarchic: a granted parent does not undo deny_scopes", "DELETE", "/hier/orders", batchBroad, 403, "900910", "orders:delete"},
+		{"hierarchic: the parent still grants what is not denied", "GET", "/hier/orders", batchBroad, 200, "ok", ""},
+		{"wildcard: a granted star does not undo deny_scopes", "DELETE", "/wild/orders", batchWild, 403, "900910", "orders:delete"},
+		{"wildcard: the star still grants what is not denied", "GET", "/wild/orders", batchWild, 200, "ok", ""},
 		{"application scopes are not added to user tokens", "GET", "/api/admin/jobs", batchUser, 403, "900910", "admin"},
 		{"subscribed application passes", "GET", "/sub/x", batchUser, 200, "ok", ""},
 		{"token of an unknown application is 403 900908", "GET", "/sub/x", reader, 403, "900908", ""},

@@ -170,7 +170,11 @@ func authorizePrincipal(t *Tenant, req *Request, p *Principal) error {
 		if !ok {
 			return ErrBadPath
 		}
-		if d := route.policy.Check(req.Method, path, p.Scopes); !d.Allowed {
+		var denied []string
+		if app != nil {
+			denied = app.DenyScopes
+		}
+		if d := route.policy.CheckDenying(req.Method, path, p.Scopes, denied); !d.Allowed {
 			return &scopeDenial{required: d.Required}
 		}
 	}

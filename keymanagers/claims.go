@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/kmgate/caddy-keymanager/scopes"
 )
 
 // checkClaims validates exp, nbf, iat and aud, and returns exp.
@@ -104,7 +106,7 @@ func (km *KeyManager) scopes(claims map[string]json.RawMessage) []string {
 func cleanScopes(l []string) []string {
 	out := l[:0]
 	for _, s := range l {
-		if s != "" && !strings.ContainsAny(s, " \t\n\r\f\v") {
+		if scopes.ValidToken(s) {
 			out = append(out, s)
 		}
 	}
@@ -152,7 +154,7 @@ func stringOrList(raw json.RawMessage, split bool) ([]string, bool) {
 			return nil, false
 		}
 		if split {
-			return strings.Fields(s), true
+			return scopes.Split(s), true
 		}
 		return []string{s}, true
 	}
@@ -203,6 +205,35 @@ func (km *KeyManager) audienceMatches(auds []string) bool {
 func IsRefreshTokenType(t string) bool {
 	switch strings.ToLower(t) {
 	case "refresh_token", "refresh", "refreshtoken":
+		return true
+	}
+	return false
+}
+
+// notAccessToken recognises tokens signed with the same keys as access
+// tokens that are not access tokens: Keycloak's payload typ (ID, Refresh,
+// Logout, Offline; access tokens say Bearer), an OIDC ID token (nonce and
+// at_hash) and a logout token (events, OIDC Back-Channel Logout / RFC
+// 8417). Without an audience or require_at_jwt they would otherwise pass.
+func notAccessToken(claims map[string]json.RawMessage) bool {
+	if t, ok := claimString(claims["typ"]); ok && notAccessTokenType(t) {
+		return true
+	}
+	_, nonce := claims["nonce"]
+	_, atHash := claims["at_hash"]
+	if nonce && atHash {
+		return true
+	}
+	_, events := claims["events"]
+	return events
+}
+
+// notAccessTokenType reports a payload (or introspection answer) typ that
+// names a token other than an access token. Keycloak answers typ "ID" or
+// "Refresh" when its own ID or refresh tokens are introspected.
+func notAccessTokenType(t string) bool {
+	switch strings.ToLower(t) {
+	case "id", "refresh", "logout", "offline", "id_token", "refresh_token", "logout+jwt":
 		return true
 	}
 	return false

@@ -54,7 +54,7 @@ func TestAuthenticate_PrincipalFieldsComeFromClaimsAndClaimMapping(t *testing.T)
 		{"client_id when azp is absent", nil, map[string]any{"azp": nil, "client_id": "svc-7"}, "alice", "svc-7", "read write"},
 		{"empty azp falls back to client_id", nil, map[string]any{"azp": "", "client_id": "svc-8"}, "alice", "svc-8", "read write"},
 		{"no client id at all", nil, map[string]any{"azp": nil}, "alice", "", "read write"},
-		{"scope string is split on spaces", nil, map[string]any{"scope": "a  b\tc"}, "alice", "client-1", "a b c"},
+		{"scope string is split on SP only (a tab does not separate)", nil, map[string]any{"scope": "a  b\tc\u00a0d e"}, "alice", "client-1", "a e"},
 		{"scp array", nil, map[string]any{"scope": nil, "scp": []string{"orders:read", "orders:write"}}, "alice", "client-1", "orders:read orders:write"},
 		{"scope wins over scp", nil, map[string]any{"scope": "s1", "scp": []string{"p1"}}, "alice", "client-1", "s1"},
 		{"scp array elements with spaces are dropped", nil, map[string]any{"scope": nil, "scp": []string{"ok", "evil admin"}}, "alice", "client-1", "ok"},

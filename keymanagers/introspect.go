@@ -69,6 +69,7 @@ type introspectionResult struct {
 	hasAud    bool
 	iss       string
 	tokenType string
+	notAccess bool // typ names an ID, logout or refresh token
 	claims    map[string]json.RawMessage
 }
 
@@ -124,6 +125,9 @@ func parseIntrospection(body []byte) (*introspectionResult, error) {
 	}
 	r.iss, _ = claimString(m["iss"])
 	r.tokenType, _ = claimString(m["token_type"])
+	if typ, _ := claimString(m["typ"]); notAccessTokenType(typ) { // Keycloak
+		r.notAccess = true
+	}
 	if tu, _ := claimString(m["token_use"]); IsRefreshTokenType(tu) { // Ory Hydra
 		r.tokenType = tu
 	}
@@ -335,6 +339,9 @@ func (km *KeyManager) principalFromIntrospection(r *introspectionResult, now tim
 	}
 	if IsRefreshTokenType(r.tokenType) {
 		return ErrRefreshToken
+	}
+	if r.notAccess {
+		return ErrNotAccessToken
 	}
 	skew := int64(time.Duration(km.def.ClockSkew) / time.Second)
 	n := now.Unix()

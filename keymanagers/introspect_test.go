@@ -547,6 +547,9 @@ func TestIntrospection_RefusedAnswersAreClassifiedAndNeverEchoTheToken(t *testin
 		{"token_type Refresh (WSO2 IS 7) is a refresh token", e.active(map[string]any{"aud": testAudience, "token_type": "Refresh"}), ErrRefreshToken},
 		{"token_use refresh_token (Ory Hydra) is a refresh token", e.active(map[string]any{"aud": testAudience, "token_type": nil, "token_use": "refresh_token"}), ErrRefreshToken},
 		{"token_use access_token (Ory Hydra) is accepted", e.active(map[string]any{"aud": testAudience, "token_type": nil, "token_use": "access_token"}), nil},
+		{"typ ID (Keycloak introspecting an ID token) is not an access token", e.active(map[string]any{"aud": testAudience, "typ": "ID"}), ErrNotAccessToken},
+		{"typ Refresh (Keycloak introspecting a refresh token) is not an access token", e.active(map[string]any{"aud": testAudience, "typ": "Refresh"}), ErrNotAccessToken},
+		{"typ Bearer (Keycloak access token) is accepted", e.active(map[string]any{"aud": testAudience, "typ": "Bearer"}), nil},
 		{"exp in the past beyond the clock skew is expired", e.active(map[string]any{"aud": testAudience, "exp": now - 120}), ErrExpired},
 		{"exp in the past within the clock skew is accepted", e.active(map[string]any{"aud": testAudience, "exp": now - 10}), nil},
 		{"nbf in the future beyond the clock skew is not yet valid", e.active(map[string]any{"aud": testAudience, "nbf": now + 120}), ErrNotYetValid},
@@ -583,6 +586,19 @@ func TestIntrospection_ScopeArrayElementsWithWhiteSpaceAreDroppedAsOnTheJWTPath(
 	checkErr(t, err, nil)
 	if p.HasScope("admin") || p.HasScope("write") || p.HasScope("") || p.Scopes != "read" {
 		t.Fatalf("scopes = %q: an element with white space (or an empty one) was split into scopes; want %q", p.Scopes, "read")
+	}
+}
+
+// A scope string is split on SP only (RFC 6749 section 3.3), as on the
+// JWT path: "read\u00a0admin" is one invalid token, never "admin".
+func TestIntrospection_ScopeStringIsSplitOnSPOnly(t *testing.T) {
+	e := newIXEnv(t, nil)
+	tok := ixUUID()
+	e.srv.set(tok, e.active(map[string]any{"scope": "read write\u00a0admin x\ty  z"}))
+	p, err := e.auth(tok)
+	checkErr(t, err, nil)
+	if p.Scopes != "read z" || p.HasScope("admin") {
+		t.Fatalf("scopes = %q; want %q (only SP separates scopes)", p.Scopes, "read z")
 	}
 }
 

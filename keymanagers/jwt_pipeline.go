@@ -70,6 +70,9 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 			return nil, err
 		}
 	}
+	if notAccessToken(claims) {
+		return nil, ErrNotAccessToken
+	}
 	pf := PrincipalFields{Subject: km.subject(claims), ClientID: km.clientID(claims), Scopes: km.scopes(claims)}
 	if pm, ok := km.connector.(PrincipalMapper); ok {
 		pm.MapPrincipal(claims, &pf)

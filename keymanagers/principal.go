@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"unsafe"
+
+	"github.com/kmgate/caddy-keymanager/scopes"
 )
 
 // Principal is the authenticated caller behind a valid token. Its strings
@@ -50,7 +52,7 @@ type Principal struct {
 }
 
 // ScopeList returns the scopes as a slice (allocates).
-func (p *Principal) ScopeList() []string { return strings.Fields(p.Scopes) }
+func (p *Principal) ScopeList() []string { return scopes.Split(p.Scopes) }
 
 // HasScope reports whether the token carries scope s, without allocating.
 func (p *Principal) HasScope(s string) bool {

@@ -8,8 +8,11 @@ import "strings"
 // minus every scope in deny. Entries of add and deny may themselves hold
 // several space-separated scopes; empty entries are ignored.
 //
-// Deny compares scopes exactly, whatever the route's matching strategy:
-// denying "orders" removes "orders", not "orders:read".
+// Deny removes scopes exactly, whatever the route's matching strategy:
+// denying "orders" removes "orders", not "orders:read". The route check
+// then applies the denial under its strategy ([Policy.CheckDenying]), so a
+// granted "orders" cannot satisfy a denied "orders:delete". Scopes are
+// separated by SP only; a token holding other white space is dropped.
 //
 // Adding is meant only for tokens that belong to the application itself
 // (the caller decides, e.g. after matching the token's client id to an
@@ -33,7 +36,7 @@ func Effective(granted string, add, deny []string) string {
 		return false
 	}
 	push := func(s string) {
-		if denied(s) {
+		if !ValidToken(s) || denied(s) {
 			return
 		}
 		if len(out) < 16 {

@@ -15,7 +15,8 @@ func TestEffective(t *testing.T) {
 	}{
 		{"granted alone is returned", "a b c", nil, nil, "a b c"},
 		{"empty everything is empty", "", nil, nil, ""},
-		{"white space is normalised", "  a \t b\n", nil, nil, "a b"},
+		{"SP runs are normalised", "  a   b ", nil, nil, "a b"},
+		{"only SP separates: tokens with a tab or newline are dropped", "a \t b\n c\u00a0d e", nil, nil, "a e"},
 		{"duplicate granted scopes are removed", "a b a c b", nil, nil, "a b c"},
 		{"added scopes follow granted ones", "a b", []string{"c", "d"}, nil, "a b c d"},
 		{"added scope already granted is not repeated", "a b", []string{"b", "c"}, nil, "a b c"},

@@ -2,10 +2,9 @@ package scopes
 
 import "strings"
 
-// isSpace reports the separators of a granted scope string.
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
-}
+// isSpace reports the separator of a granted scope string: SP only, as in
+// RFC 6749 section 3.3 and [Split].
+func isSpace(c byte) bool { return c == ' ' }
 
 // nextToken returns the first scope of s and what follows it; tok is empty
 // when s holds no more scopes.

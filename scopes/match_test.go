@@ -27,7 +27,7 @@ func TestStrategies(t *testing.T) {
 		{"exact: empty granted string satisfies nothing", "exact", "", "orders:read", false},
 		{"exact: blank granted string satisfies nothing", "exact", "   ", "orders:read", false},
 		{"exact: repeated spaces are separators", "exact", "a   orders:read  ", "orders:read", true},
-		{"exact: tabs and newlines are separators", "exact", "a\torders:read\nb", "orders:read", true},
+		{"exact: tabs and newlines are not separators (RFC 6749 SP only)", "exact", "a\torders:read\nb", "orders:read", false},
 		{"exact: substring spanning a space does not satisfy", "exact", "orders :read", "orders:read", false},
 		// hierarchic
 		{"hierarchic: equal scope satisfies", "hierarchic", "orders.read", "orders.read", true},

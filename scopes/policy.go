@@ -398,6 +398,17 @@ func parseScopes(in []string) ([]string, string) {
 // and allows everything. Check does not allocate and does not scan the
 // rules: it looks the path up in an exact-path map and a segment trie.
 func (p *Policy) Check(method, normalizedPath, granted string) Decision {
+	return p.CheckDenying(method, normalizedPath, granted, nil)
+}
+
+// CheckDenying is [Policy.Check] for a caller whose application denies
+// some scopes: a required scope that a denied scope would grant under the
+// policy's strategy does not count as granted, whatever the token holds.
+// So a denial wins under every strategy: denying "orders:delete" is not
+// undone by a granted "orders" (hierarchic) or "orders:*" (wildcard), and
+// under those strategies denying "orders" denies "orders:read" too.
+// Entries of denied are single scope tokens.
+func (p *Policy) CheckDenying(method, normalizedPath, granted string, denied []string) Decision {
 	if p == nil {
 		return Decision{Allowed: true}
 	}
@@ -406,7 +417,7 @@ func (p *Policy) Check(method, normalizedPath, granted string) Decision {
 		return Decision{Allowed: p.allow}
 	}
 	return Decision{
-		Allowed:  p.satisfied(c, granted),
+		Allowed:  p.satisfied(c, granted, denied),
 		Matched:  true,
 		Rule:     &c.rule,
 		Required: c.scopes,
@@ -472,17 +483,28 @@ func walk(n *node, rest string, depth, lits int, method string, best *candidate)
 	}
 }
 
-func (p *Policy) satisfied(c *compiledRule, granted string) bool {
+func (p *Policy) satisfied(c *compiledRule, granted string, denied []string) bool {
+	has := func(r string) bool {
+		if !grants(p.strategy, granted, r) {
+			return false
+		}
+		for _, d := range denied {
+			if grants(p.strategy, d, r) {
+				return false
+			}
+		}
+		return true
+	}
 	if c.all {
 		for _, r := range c.scopes {
-			if !grants(p.strategy, granted, r) {
+			if !has(r) {
 				return false
 			}
 		}
 		return true
 	}
 	for _, r := range c.scopes {
-		if grants(p.strategy, granted, r) {
+		if has(r) {
 			return true
 		}
 	}

@@ -32,6 +32,7 @@ import (
 	"strings"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
+	scopepkg "github.com/kmgate/caddy-keymanager/scopes"
 )
 
 // Bool is a connection flag. It reads a JSON boolean or a string such as
@@ -185,14 +186,15 @@ func (d derived) apply(def *keymanagers.Definition) {
 }
 
 // appendScopes adds the claim's string values to scopes, skipping values
-// that cannot be scopes (empty, or with white space) and duplicates.
+// that cannot be scopes (scopes.ValidToken: empty, or with white space or
+// control characters of any kind) and duplicates.
 func appendScopes(scopes []string, claims keymanagers.Claims, name string) []string {
 	vals, ok := claims.Strings(name, false)
 	if !ok {
 		return scopes
 	}
 	for _, v := range vals {
-		if v == "" || strings.ContainsAny(v, " \t\r\n") || slices.Contains(scopes, v) {
+		if !scopepkg.ValidToken(v) || slices.Contains(scopes, v) {
 			continue
 		}
 		scopes = append(scopes, v)
