@@ -413,6 +413,16 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("the introspection endpoint received %q: an API definition's placeholder was expanded", got)
 		}
 	})
+	t.Run("a placeholder shared_secret from the API is held to the 32-byte minimum", func(t *testing.T) {
+		// Before: any secret with a '{' skipped the check, though API-made
+		// definitions are never expanded ("{env.X}" is a 7-byte HMAC key).
+		t.Setenv("KMGATE_ADMIN_HMAC_TEST", strings.Repeat("k", 48))
+		def := map[string]any{"name": "hmac", "issuer": "https://hmac.test", "shared_secret": "{env.KMGATE_ADMIN_HMAC_TEST}"}
+		resp, body := f.call(t, "POST", "/keymanagers/placeholders/", def, nil)
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "shared_secret") {
+			t.Fatalf("%d %s; want 400 naming shared_secret", resp.StatusCode, body)
+		}
+	})
 	t.Run("a stored Key Manager that conflicts with the config is ignored and blocks nothing", func(t *testing.T) {
 		// As if another instance (with another config) had stored it: the
 		// same issuer as this instance's config Key Manager.

@@ -291,7 +291,14 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 		}
 	}
 	conn, _ := connectorFor(def)
-	if _, err := keymanagers.Prepare(*def, conn); err != nil {
+	// A secret given as one whole placeholder ({env.X}, {file.X}) is known
+	// only at provision time, where it is validated once expanded; check
+	// everything else now with a stand-in of the minimum length.
+	check := *def
+	if isWholePlaceholder(check.SharedSecret) {
+		check.SharedSecret = strings.Repeat("x", 32)
+	}
+	if _, err := keymanagers.Prepare(check, conn); err != nil {
 		var fe keymanagers.FieldErrors
 		if fes, ok := err.(keymanagers.FieldErrors); ok {
 			fe = fes
@@ -309,4 +316,10 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 		return nil, fmt.Errorf("%s: key manager %s: %v", at(line), name, err)
 	}
 	return def, nil
+}
+
+// isWholePlaceholder reports a value that is one Caddy placeholder, such
+// as {env.HMAC_SECRET} or {file./run/secrets/hmac}.
+func isWholePlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && !strings.ContainsAny(s[1:len(s)-1], "{}")
 }

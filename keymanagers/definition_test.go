@@ -65,6 +65,7 @@ func TestDefinitionValidate_RefusesBadDefinitionsNamingTheField(t *testing.T) {
 		{"unknown alg", d(func(x *Definition) { x.AllowedAlgorithms = []string{"RS1024"} }), "allowed_algorithms"},
 		{"lower-case alg", d(func(x *Definition) { x.AllowedAlgorithms = []string{"rs256"} }), "allowed_algorithms"},
 		{"shared_secret shorter than 32 bytes", d(func(x *Definition) { x.SharedSecret = "short" }), "shared_secret"},
+		{"shared_secret placeholder is not exempt (admin API definitions are never expanded)", d(func(x *Definition) { x.SharedSecret = "{env.HMAC}" }), "shared_secret"},
 		{"jwks_url with ftp scheme", d(func(x *Definition) { x.JWKSURL = "ftp://idp.example.com/jwks" }), "jwks_url"},
 		{"jwks_url relative", d(func(x *Definition) { x.JWKSURL = "/jwks" }), "jwks_url"},
 		{"jwks_url without host", d(func(x *Definition) { x.JWKSURL = "https:///jwks" }), "jwks_url"},

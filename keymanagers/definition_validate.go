@@ -118,8 +118,10 @@ func (d *Definition) Validate() error {
 			add("allowed_algorithms", "unknown algorithm %q (known: %s)", alg, strings.Join(append(slices.Clone(asymmetricAlgs), hmacAlgs...), ", "))
 		}
 	}
-	if d.SharedSecret != "" && len(d.SharedSecret) < 32 && !strings.Contains(d.SharedSecret, "{") {
-		// (a {env.X} placeholder is checked once expanded, at provision time)
+	if d.SharedSecret != "" && len(d.SharedSecret) < 32 {
+		// No exception for placeholders: definitions from the Caddy config
+		// are validated once expanded (at provision time), and admin API
+		// definitions are never expanded.
 		add("shared_secret", "must be at least 32 bytes long")
 	}
 	if d.CertificateFile != "" && d.JWKSURL != "" {
