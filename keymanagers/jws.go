@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -172,4 +173,40 @@ func verifyHMAC(alg string, secret []byte, input string, sig []byte) bool {
 	m := hmac.New(newHash, secret)
 	m.Write([]byte(input))
 	return hmac.Equal(m.Sum(nil), sig)
+}
+
+// MirrorECDSAToken returns the other token string that carries the same
+// ES256/384/512 signature: ECDSA accepts (r, s) and (r, n-s) alike, so
+// anyone holding a token can make a second, different string that
+// verifies. Revocation by token hash revokes both. ok is false for
+// anything that is not a readable ECDSA-signed JWS.
+func MirrorECDSAToken(token string) (string, bool) {
+	p, err := parseCompact(token)
+	if err != nil {
+		return "", false
+	}
+	var curve elliptic.Curve
+	switch p.header.Alg {
+	case "ES256":
+		curve = elliptic.P256()
+	case "ES384":
+		curve = elliptic.P384()
+	case "ES512":
+		curve = elliptic.P521()
+	default:
+		return "", false
+	}
+	size := (curve.Params().BitSize + 7) / 8
+	if len(p.sig) != 2*size {
+		return "", false
+	}
+	n := curve.Params().N
+	sv := new(big.Int).SetBytes(p.sig[size:])
+	if sv.Sign() == 0 || sv.Cmp(n) >= 0 {
+		return "", false
+	}
+	sig := make([]byte, 2*size)
+	copy(sig, p.sig[:size])
+	new(big.Int).Sub(n, sv).FillBytes(sig[size:])
+	return p.signingInput + "." + base64.RawURLEncoding.EncodeToString(sig), true
 }

@@ -12,12 +12,16 @@ import (
 type Revocations struct {
 	hashes map[[32]byte]int64          // token SHA-256 -> unix expiry of the revocation
 	jtis   map[string]map[string]int64 // issuer -> jti -> unix expiry
+	n      int                         // live entries
 }
 
 // Revocation is one entry, as stored and listed.
 type Revocation struct {
 	// TokenHash is the hex SHA-256 of the token (never the token).
 	TokenHash string `json:"token_hash,omitempty"`
+	// MirrorTokenHash is the hex SHA-256 of the mirrored ECDSA encoding of
+	// the same token (see MirrorECDSAToken), refused alike.
+	MirrorTokenHash string `json:"mirror_token_hash,omitempty"`
 	Issuer    string `json:"issuer,omitempty"`
 	JTI       string `json:"jti,omitempty"`
 	// ExpiresAt is when the revocation may be forgotten (the token's own
@@ -39,9 +43,10 @@ func NewRevocations(list []Revocation, now time.Time) *Revocations {
 		if !e.ExpiresAt.After(now) {
 			continue
 		}
-		if e.TokenHash != "" {
+		r.n++
+		for _, h := range [2]string{e.TokenHash, e.MirrorTokenHash} {
 			var k [32]byte
-			if b, err := hex.DecodeString(e.TokenHash); err == nil && len(b) == 32 {
+			if b, err := hex.DecodeString(h); err == nil && len(b) == 32 {
 				copy(k[:], b)
 				r.hashes[k] = e.ExpiresAt.Unix()
 			}
@@ -61,11 +66,7 @@ func (r *Revocations) Len() int {
 	if r == nil {
 		return 0
 	}
-	n := len(r.hashes)
-	for _, m := range r.jtis {
-		n += len(m)
-	}
-	return n
+	return r.n
 }
 
 func (r *Revocations) revoked(key *[32]byte, issuer, jti string) bool {

@@ -172,6 +172,33 @@ func TestRevoke_KeepsARevocationAsLongAsTheTokenCanBeAccepted(t *testing.T) {
 	}
 }
 
+// TestRevoke_RecordsTheMirroredECDSAEncoding proves a revoked ES256 token
+// is recorded with the hash of its mirrored signature (r, n-s), which
+// verifies as well; the gateway refuses both hashes.
+func TestRevoke_RecordsTheMirroredECDSAEncoding(t *testing.T) {
+	c := newTestCatalog(t, nil)
+	enc := base64.RawURLEncoding.EncodeToString
+	sig := make([]byte, 64)
+	for i := range sig {
+		sig[i] = byte(i + 1)
+	}
+	tok := enc([]byte(`{"alg":"ES256","kid":"k"}`)) + "." + enc([]byte(`{"iss":"https://idp"}`)) + "." + enc(sig)
+	mirror, ok := keymanagers.MirrorECDSAToken(tok)
+	if !ok {
+		t.Fatal("no mirror for an ES256 token")
+	}
+	rv, err := c.Revoke(context.Background(), RevokeRequest{Token: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv.TokenHash != keymanagers.TokenHash(tok) || rv.MirrorTokenHash != keymanagers.TokenHash(mirror) {
+		t.Fatalf("revocation %+v: want both the token's and the mirror's hash", rv)
+	}
+	if rv.MirrorTokenHash == rv.TokenHash {
+		t.Fatal("the mirror hash is the token hash")
+	}
+}
+
 func itoa(n int64) string { return big.NewInt(n).String() }
 
 // TestReplaceKeyManager_MaskedSecretOnlyWhereItWasSent proves a PUT that

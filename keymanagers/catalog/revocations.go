@@ -36,14 +36,17 @@ const (
 var farFuture = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 // Revoke records a revocation in storage and applies it at once. A JWT is
-// revoked by its hash and, when it has one, by (iss, jti), so a
-// re-encoded copy of the same token (another signature encoding) is
-// refused too.
+// revoked by its hash, by the hash of its mirrored ECDSA signature (r,
+// n-s) for ES256/384/512, and, when it has one, by (iss, jti), so another
+// string carrying the same signature is refused too.
 func (c *Catalog) Revoke(ctx context.Context, req RevokeRequest) (keymanagers.Revocation, error) {
 	var rv keymanagers.Revocation
 	switch {
 	case req.Token != "" && req.JTI == "":
 		rv.TokenHash = keymanagers.TokenHash(req.Token)
+		if m, ok := keymanagers.MirrorECDSAToken(req.Token); ok {
+			rv.MirrorTokenHash = keymanagers.TokenHash(m)
+		}
 		if f, ok := keymanagers.InspectJWT(req.Token); ok {
 			rv.Issuer, rv.JTI = f.Issuer, f.JTI
 			if rv.JTI == "" {
