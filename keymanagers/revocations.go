@@ -22,8 +22,8 @@ type Revocation struct {
 	// MirrorTokenHash is the hex SHA-256 of the mirrored ECDSA encoding of
 	// the same token (see MirrorECDSAToken), refused alike.
 	MirrorTokenHash string `json:"mirror_token_hash,omitempty"`
-	Issuer    string `json:"issuer,omitempty"`
-	JTI       string `json:"jti,omitempty"`
+	Issuer          string `json:"issuer,omitempty"`
+	JTI             string `json:"jti,omitempty"`
 	// ExpiresAt is when the revocation may be forgotten (the token's own
 	// expiry or later).
 	ExpiresAt time.Time `json:"expires_at"`
