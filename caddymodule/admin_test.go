@@ -256,7 +256,7 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 	t.Run("discover fills a definition from a well-known URL", func(t *testing.T) {
-		resp, body := f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.srv.URL + "/.well-known/openid-configuration"}, nil)
+		resp, body := f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.issuer + "/.well-known/openid-configuration"}, nil)
 		if resp.StatusCode != 200 || !strings.Contains(string(body), apiIdP.issuer) || !strings.Contains(string(body), "/jwks") {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}

@@ -21,6 +21,7 @@ import (
 //		issuer URL
 //		additional_issuers URL...
 //		well_known_url URL
+//		insecure_discovery        # accept http:// endpoints / an unbound issuer from discovery
 //		jwks_url URL
 //		certificate_file PATH     # read into certificate_pem at provision
 //		shared_secret SECRET      # enables HS256/384/512
@@ -188,6 +189,11 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 				return nil, d.ArgErr()
 			}
 			def.RequireATJWT = true
+		case "insecure_discovery":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			def.InsecureDiscovery = true
 		case "clock_skew":
 			err = dur(&def.ClockSkew)
 		case "introspection_cache_ttl":

@@ -50,7 +50,8 @@ func newTestIdP(t testing.TB, alg jwa.SignatureAlgorithm, kid string) *testIdP {
 			idp.mu.Unlock()
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(b)
-		case "/.well-known/openid-configuration":
+		case "/issuer/.well-known/openid-configuration":
+			// Served under the issuer, as OIDC Discovery binds it.
 			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": idp.issuer, "jwks_uri": idp.srv.URL + "/jwks"})
 		default:
 			http.NotFound(w, r)

@@ -98,7 +98,7 @@ http://localhost:9080 {
 		respond "{keymanager.tenant}|{keymanager.key_manager}|{keymanager.subject}|{keymanager.client_id}|{keymanager.scopes}|{http.auth.user.id}|{keymanager.claims.email}"
 	}
 }
-`, f.corp.issuer, f.corp.srv.URL, f.acme.issuer, f.acme.srv.URL, f.globex.srv.URL, f.up.hostPort())
+`, f.corp.issuer, f.corp.srv.URL, f.acme.issuer, f.acme.srv.URL, f.globex.issuer, f.up.hostPort())
 	f.tester = caddytest.NewTester(t)
 	f.tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {

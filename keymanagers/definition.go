@@ -79,6 +79,11 @@ type Definition struct {
 	AdditionalIssuers []string `json:"additional_issuers,omitempty"`
 	// WellKnownURL is the OIDC or RFC 8414 discovery document.
 	WellKnownURL string `json:"well_known_url,omitempty"`
+	// InsecureDiscovery accepts a discovery document that names http://
+	// endpoints although it was served over https, and, when no issuer is
+	// configured, an issuer the well-known URL does not derive from (OIDC
+	// Discovery 4.3, RFC 8414 section 3.3). Both are refused by default.
+	InsecureDiscovery bool `json:"insecure_discovery,omitempty"`
 	// JWKSURL is the key set that verifies this Key Manager's JWTs.
 	// Default: from discovery.
 	JWKSURL string `json:"jwks_url,omitempty"`

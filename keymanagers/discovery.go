@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,10 +69,89 @@ func FetchMetadata(ctx context.Context, client *http.Client, wellKnown string) (
 	return &md, nil
 }
 
+// CheckMetadata checks a discovery document read from wellKnown before
+// anything in it is used. configuredIssuer is the Key Manager's own issuer
+// ("" when it is learnt from discovery).
+//
+//   - With a configured issuer, the document must name exactly that issuer
+//     (the configuration is the trust anchor: WSO2 IS 5.x and Azure AD v1
+//     publish an issuer that is not their well-known URL's prefix).
+//   - Without one, the issuer must be the one the well-known URL derives
+//     from (OIDC Discovery 4.3: issuer + "/.well-known/openid-configuration";
+//     RFC 8414 3.3: the "/.well-known/oauth-authorization-server" or
+//     "/.well-known/openid-configuration" segment inserted after the host),
+//     a trailing "/" aside. Otherwise any document could claim any issuer.
+//   - A document served over https must name https endpoints: an http://
+//     jwks_uri would let a network attacker supply the keys.
+//
+// insecure skips the last two checks (never the first).
+func CheckMetadata(wellKnown string, md *Metadata, configuredIssuer string, insecure bool) error {
+	if configuredIssuer != "" {
+		if md.Issuer != configuredIssuer {
+			return fmt.Errorf("discovery document's issuer %q differs from the configured issuer %q", md.Issuer, configuredIssuer)
+		}
+	} else if !insecure && !issuerBoundTo(wellKnown, md.Issuer) {
+		return fmt.Errorf("discovery document's issuer %q is not the issuer its URL %s belongs to (OIDC Discovery 4.3): "+
+			"set issuer to the expected value, or insecure_discovery to accept it", md.Issuer, wellKnown)
+	}
+	wk, err := url.Parse(wellKnown)
+	if err != nil {
+		return fmt.Errorf("well_known_url: %v", err)
+	}
+	for _, e := range [...]struct{ name, value string }{
+		{"jwks_uri", md.JWKSURI},
+		{"introspection_endpoint", md.IntrospectionEndpoint},
+		{"token_endpoint", md.TokenEndpoint},
+	} {
+		if e.value == "" {
+			continue
+		}
+		u, err := url.Parse(e.value)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+			return fmt.Errorf("discovery document's %s %q is not an absolute http(s) URL without credentials", e.name, e.value)
+		}
+		if wk.Scheme == "https" && u.Scheme != "https" && !insecure {
+			return fmt.Errorf("discovery document served over https names an http:// %s (%s): refused; set insecure_discovery to accept it", e.name, e.value)
+		}
+	}
+	return nil
+}
+
+// issuerBoundTo reports whether issuer is the issuer the well-known URL
+// derives from, in the OIDC suffix form or the RFC 8414 insertion form.
+func issuerBoundTo(wellKnown, issuer string) bool {
+	wk, err := url.Parse(wellKnown)
+	if err != nil || wk.RawQuery != "" || wk.Fragment != "" {
+		return false
+	}
+	origin := wk.Scheme + "://" + wk.Host
+	p := wk.EscapedPath()
+	var candidates []string
+	for _, suffix := range [...]string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		if prefix, ok := strings.CutSuffix(p, suffix); ok {
+			candidates = append(candidates, origin+prefix) // OIDC form
+		}
+		if rest, ok := strings.CutPrefix(p, suffix); ok && (rest == "" || rest[0] == '/') {
+			candidates = append(candidates, origin+rest) // RFC 8414 insertion form
+		}
+	}
+	want := strings.TrimSuffix(issuer, "/")
+	for _, c := range candidates {
+		if strings.TrimSuffix(c, "/") == want {
+			return true
+		}
+	}
+	return false
+}
+
 func (km *KeyManager) discover(ctx context.Context) error {
 	md, err := FetchMetadata(ctx, km.client, km.def.WellKnownURL)
-	if err == nil && km.staticIssuer && md.Issuer != km.def.Issuer {
-		err = fmt.Errorf("discovery document's issuer %q differs from the configured issuer %q", md.Issuer, km.def.Issuer)
+	if err == nil {
+		configured := ""
+		if km.staticIssuer {
+			configured = km.def.Issuer
+		}
+		err = CheckMetadata(km.def.WellKnownURL, md, configured, km.def.InsecureDiscovery)
 	}
 	if err != nil {
 		km.lastDiscoveryFail.Store(km.now().UnixNano())
@@ -138,6 +219,9 @@ func DiscoverMetadata(ctx context.Context, def Definition) (*Metadata, error) {
 	defer client.CloseIdleConnections()
 	md, err := FetchMetadata(ctx, client, def.WellKnownURL)
 	if err != nil {
+		return nil, err
+	}
+	if err := CheckMetadata(def.WellKnownURL, md, def.Issuer, def.InsecureDiscovery); err != nil {
 		return nil, err
 	}
 	if md.JWKSURI == "" && md.IntrospectionEndpoint == "" {

@@ -1238,7 +1238,7 @@ func TestIntrospection_ElectionOrderAndEligibility(t *testing.T) {
 				issuer := "https://" + k.name + ".example.com"
 				if k.discovered {
 					srv.mu.Lock()
-					srv.issuer, srv.jwksURL = issuer, f.jwks.JWKSURL()
+					srv.issuer, srv.jwksURL = srv.URL, f.jwks.JWKSURL() // bound to its well-known URL
 					srv.mu.Unlock()
 					def := Definition{Name: k.name, WellKnownURL: srv.WellKnown(), Timeout: Duration(ixTimeout)}
 					if k.edit != nil {

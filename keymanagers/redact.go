@@ -41,7 +41,8 @@ func isSecretField(name string) bool {
 // RestoreMaskedSecrets replaces masked secrets in d (as sent back by an
 // admin client after a GET) with the values of prev, as WSO2 does. When d
 // points the Key Manager at another endpoint (well_known_url, jwks_url,
-// introspection_url, token_url or a connector field), masked secrets are
+// introspection_url, token_url, a connector field), loosens discovery
+// (insecure_discovery turned on) or changes its tls trust, masked secrets are
 // refused: a caller who cannot read the secret must not be able to send it
 // to a host of their choice.
 func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
@@ -95,6 +96,10 @@ func endpointChange(d, prev Definition, cur, old map[string]json.RawMessage) str
 		return "introspection_url"
 	case d.TokenURL != prev.TokenURL:
 		return "token_url"
+	case d.InsecureDiscovery && !prev.InsecureDiscovery:
+		return "insecure_discovery" // discovery may now name http:// endpoints
+	case (d.TLS == nil) != (prev.TLS == nil) || d.TLS != nil && *d.TLS != *prev.TLS:
+		return "tls" // another trust store, or none, for the secret's way out
 	}
 	for k, v := range cur {
 		if !isSecretField(k) && string(old[k]) != string(v) {
