@@ -323,7 +323,8 @@ func principalPlaceholders(p *keymanagers.Principal) caddy.ReplacerFunc {
 
 func (h *Handler) logDenial(r *http.Request, tenant string, err error, e *keymanagers.Error) {
 	level := zapcore.DebugLevel
-	if e.Kind == keymanagers.KindUnavailable || e.Kind == keymanagers.KindInternal {
+	// An ambiguous issuer is logged once per snapshot by the domain.
+	if (e.Kind == keymanagers.KindUnavailable || e.Kind == keymanagers.KindInternal) && e.Reason != keymanagers.ReasonIssuerAmbiguous {
 		level = zapcore.WarnLevel
 	}
 	if c := h.logger.Check(level, "request denied"); c != nil {

@@ -3,6 +3,7 @@ package keymanagers
 import (
 	"fmt"
 	"slices"
+	"sync/atomic"
 )
 
 // Application is an application (OAuth client) registered at the gateway
@@ -68,6 +69,7 @@ func (r *Registry) WithApplications(apps map[string][]*Application) (*Registry, 
 	for name, t := range r.tenants {
 		cp := *t
 		cp.apps = nil
+		cp.ambiguityLogged = new(atomic.Bool) // a new snapshot logs anew
 		out.tenants[name] = &cp
 	}
 	for tenant, list := range apps {

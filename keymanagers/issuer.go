@@ -11,9 +11,7 @@ import (
 func (g *Gateway) resolve(ctx context.Context, t *Tenant, iss string) (*KeyManager, error) {
 	km, pending, ambiguous := t.byIssuerLookup(iss)
 	if ambiguous {
-		g.logger.Error("two key managers of one tenant have the same discovered issuer; refusing their tokens",
-			zap.String("tenant", t.Name), zap.String("issuer", iss))
-		return nil, ErrAmbiguousIssuer
+		return nil, g.ambiguous(t, iss)
 	}
 	if km != nil {
 		return km, nil
@@ -34,13 +32,23 @@ func (g *Gateway) resolve(ctx context.Context, t *Tenant, iss string) (*KeyManag
 	km, _, ambiguous = t.byIssuerLookup(iss)
 	switch {
 	case ambiguous:
-		return nil, ErrAmbiguousIssuer
+		return nil, g.ambiguous(t, iss)
 	case km != nil:
 		return km, nil
 	case failed:
 		return nil, detailed(ErrUnavailable, "issuer unknown while discovery of some key managers fails")
 	}
 	return nil, ErrUnknownIssuer
+}
+
+// ambiguous logs, once per tenant snapshot, that two Key Managers claim
+// iss; every refused request is counted by its reason (issuer_ambiguous).
+func (g *Gateway) ambiguous(t *Tenant, iss string) error {
+	if t.ambiguityLogged.CompareAndSwap(false, true) {
+		g.logger.Error("two key managers of one tenant have the same discovered issuer; refusing their tokens until the configuration changes",
+			zap.String("tenant", t.Name), zap.String("issuer", iss))
+	}
+	return ErrAmbiguousIssuer
 }
 
 // Issuers returns every issuer the Key Manager vouches for (the configured

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 )
 
 // GlobalTenant is the owner name of Global Key Managers.
@@ -30,6 +31,9 @@ type Tenant struct {
 	// apps index applications by Key Manager name, then client id.
 	apps    map[string]map[string]*Application
 	appList []*Application
+	// ambiguityLogged makes an ambiguous issuer log once per snapshot
+	// (every refused request is still counted, by its reason).
+	ambiguityLogged *atomic.Bool
 }
 
 // KeyManagers returns the tenant's visible Key Managers (own then Global),
@@ -79,7 +83,7 @@ func NewRegistry(tenants map[string][]*KeyManager, globals []*KeyManager) (*Regi
 // buildTenant indexes a tenant's view; CheckVisibility has already
 // refused clashing names and issuers.
 func buildTenant(name string, own, globals []*KeyManager) *Tenant {
-	t := &Tenant{Name: name, byName: map[string]*KeyManager{}, byIssuer: map[string]*KeyManager{}}
+	t := &Tenant{Name: name, byName: map[string]*KeyManager{}, byIssuer: map[string]*KeyManager{}, ambiguityLogged: new(atomic.Bool)}
 	t.kms = append(slices.Clone(own), globals...)
 	for _, km := range t.kms {
 		t.byName[km.Name()] = km
