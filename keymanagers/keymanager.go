@@ -156,6 +156,9 @@ func NewKeyManager(tenant string, def Definition, opts Options) (*KeyManager, er
 	if def.TLS != nil && def.TLS.InsecureSkipVerify {
 		km.logger.Warn("tls insecure_skip_verify is on: this Key Manager's certificates are not checked")
 	}
+	for _, w := range def.Warnings() {
+		km.logger.Warn(w)
+	}
 	return km, nil
 }
 
