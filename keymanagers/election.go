@@ -7,12 +7,12 @@ import (
 	"regexp"
 )
 
-// electOpaque picks the one Key Manager that introspects a token: the
+// electIntrospector picks the one Key Manager that introspects a token: the
 // route's Key Managers in the route's order (else the tenant's, own then
 // Global, in definition order), the first that can introspect and whose
 // token handling rules claim the token. claims is nil for opaque tokens;
 // for JWTs of an unknown issuer only an explicit jwt rule elects.
-func (g *Gateway) electOpaque(ctx context.Context, t *Tenant, route *Route, token string, claims map[string]json.RawMessage) (*KeyManager, error) {
+func (g *Gateway) electIntrospector(ctx context.Context, t *Tenant, route *Route, token string, claims map[string]json.RawMessage) (*KeyManager, error) {
 	try := func(km *KeyManager) bool {
 		if km == nil || !km.canIntrospect() {
 			return false

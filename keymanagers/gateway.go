@@ -209,9 +209,9 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 	return encodeEntry(p, kept), nil
 }
 
-// store caches entry and returns the principal decoded from it (so every
+// cacheResult caches entry and returns the principal decoded from it (so every
 // principal, fresh or cached, is built the same way).
-func (g *Gateway) store(t *Tenant, km *KeyManager, p *Principal, entry []byte) *Principal {
+func (g *Gateway) cacheResult(t *Tenant, km *KeyManager, p *Principal, entry []byte) *Principal {
 	g.cache.set(&p.key, entry)
 	key := p.key
 	*p = Principal{}

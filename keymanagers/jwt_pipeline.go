@@ -9,7 +9,7 @@ import (
 func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token string, p *Principal, proj *projection) (*Principal, error) {
 	jws, err := parseCompact(token)
 	if errors.Is(err, ErrOpaqueToken) {
-		km, eerr := g.electOpaque(ctx, t, route, token, nil)
+		km, eerr := g.electIntrospector(ctx, t, route, token, nil)
 		if eerr != nil {
 			return nil, eerr
 		}
@@ -30,7 +30,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if errors.Is(err, ErrUnknownIssuer) {
 		// A Key Manager may claim JWTs of other issuers through jwt token
 		// handling rules (it then introspects them).
-		if km2, eerr := g.electOpaque(ctx, t, route, token, claims); eerr == nil {
+		if km2, eerr := g.electIntrospector(ctx, t, route, token, claims); eerr == nil {
 			return g.introspectAndCache(ctx, t, km2, token, p, proj, iss)
 		}
 		return nil, err
@@ -90,7 +90,7 @@ func (g *Gateway) validate(ctx context.Context, t *Tenant, route *Route, token s
 	if err != nil {
 		return nil, err
 	}
-	return g.store(t, km, p, entry), nil
+	return g.cacheResult(t, km, p, entry), nil
 }
 
 func isATJWT(typ string) bool {
