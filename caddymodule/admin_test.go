@@ -73,7 +73,7 @@ http://localhost:9080 {
 		respond "ok {keymanager.scopes}"
 	}
 }
-`, f.storage, f.cfgIdP.issuer, f.cfgIdP.srv.URL)
+`, f.storage, f.cfgIdP.Issuer, f.cfgIdP.Srv.URL)
 	f.tester = caddytest.NewTester(t)
 	f.tester.InitServer(f.cfg, "caddyfile")
 	if t.Failed() {
@@ -128,14 +128,14 @@ func (f *adminFixture) gw(t *testing.T, path, token, tenant string) (int, string
 }
 
 func kmDef(name string, idp *testIdP) map[string]any {
-	return map[string]any{"name": name, "issuer": idp.issuer, "jwks_url": idp.srv.URL + "/jwks",
+	return map[string]any{"name": name, "issuer": idp.Issuer, "jwks_url": idp.Srv.URL + "/jwks",
 		"client_id": "api-client", "client_secret": "api-secret-value"}
 }
 
 func TestAdminAPI(t *testing.T) {
 	f := startAdminFixture(t)
 	apiIdP := newTestIdP(t, jwa.ES256, "api-1")
-	apiTok := apiIdP.mint(map[string]any{"sub": "u1"})
+	apiTok := apiIdP.Mint(map[string]any{"sub": "u1"})
 
 	t.Run("a token of a Key Manager not yet created is refused", func(t *testing.T) {
 		if status, _ := f.gw(t, "/acme/x", apiTok, ""); status != 401 {
@@ -256,17 +256,17 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 	t.Run("discover fills a definition from a well-known URL", func(t *testing.T) {
-		resp, body := f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.issuer + "/.well-known/openid-configuration"}, nil)
-		if resp.StatusCode != 200 || !strings.Contains(string(body), apiIdP.issuer) || !strings.Contains(string(body), "/jwks") {
+		resp, body := f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.Issuer + "/.well-known/openid-configuration"}, nil)
+		if resp.StatusCode != 200 || !strings.Contains(string(body), apiIdP.Issuer) || !strings.Contains(string(body), "/jwks") {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		resp, body = f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.srv.URL + "/nothing-here"}, nil)
+		resp, body = f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": apiIdP.Srv.URL + "/nothing-here"}, nil)
 		if resp.StatusCode != 502 || !strings.Contains(string(body), "404") {
 			t.Fatalf("bad document: %d %s", resp.StatusCode, body)
 		}
 	})
 	t.Run("revoking a token refuses it at once, cached or not", func(t *testing.T) {
-		tok := apiIdP.mint(map[string]any{"sub": "to-revoke"})
+		tok := apiIdP.Mint(map[string]any{"sub": "to-revoke"})
 		if status, _ := f.gw(t, "/acme/x", tok, ""); status != 200 {
 			t.Fatalf("before: %d", status)
 		}
@@ -279,11 +279,11 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 	t.Run("revoking by issuer and jti", func(t *testing.T) {
-		tok := apiIdP.mint(map[string]any{"sub": "u", "jti": "jti-123"})
+		tok := apiIdP.Mint(map[string]any{"sub": "u", "jti": "jti-123"})
 		if status, _ := f.gw(t, "/acme/x", tok, ""); status != 200 {
 			t.Fatalf("before: %d", status)
 		}
-		resp, body := f.call(t, "POST", "/keymanagers/revoke", map[string]any{"issuer": apiIdP.issuer, "jti": "jti-123"}, nil)
+		resp, body := f.call(t, "POST", "/keymanagers/revoke", map[string]any{"issuer": apiIdP.Issuer, "jti": "jti-123"}, nil)
 		if resp.StatusCode != 201 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
@@ -297,7 +297,7 @@ func TestAdminAPI(t *testing.T) {
 		if resp.StatusCode != 201 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		if status, body := f.gw(t, "/dyn/x", other.mint(map[string]any{"sub": "n"}), "newco"); status != 200 || body != "ok newco newco-idp" {
+		if status, body := f.gw(t, "/dyn/x", other.Mint(map[string]any{"sub": "n"}), "newco"); status != 200 || body != "ok newco newco-idp" {
 			t.Fatalf("%d %q", status, body)
 		}
 	})
@@ -332,7 +332,7 @@ func TestAdminAPI(t *testing.T) {
 		}
 	})
 	t.Run("applications: create, use, replace, delete", func(t *testing.T) {
-		tok := f.cfgIdP.mint(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders:read"})
+		tok := f.cfgIdP.Mint(map[string]any{"sub": "batch-app", "azp": "batch-app", "scope": "orders:read"})
 		if status, body := f.gw(t, "/sub/x", tok, ""); status != 403 || !strings.Contains(body, "900908") {
 			t.Fatalf("before the application exists: %d %s", status, body)
 		}
@@ -431,12 +431,12 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		clash := fmt.Sprintf(`{"definition":{"name":"clash","issuer":%q,"jwks_url":%q},"created":"2026-01-01T00:00:00Z","updated":"2026-01-01T00:00:00Z"}`,
-			f.cfgIdP.issuer, f.cfgIdP.srv.URL+"/jwks")
+			f.cfgIdP.Issuer, f.cfgIdP.Srv.URL+"/jwks")
 		if err := os.WriteFile(filepath.Join(dir, "clash.json"), []byte(clash), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		defer os.Remove(filepath.Join(dir, "clash.json"))
-		tok := f.cfgIdP.mint(map[string]any{"sub": "later-revoked"})
+		tok := f.cfgIdP.Mint(map[string]any{"sub": "later-revoked"})
 		if status, _ := f.gw(t, "/acme/x", tok, ""); status != 200 {
 			t.Fatal("config Key Manager token refused")
 		}
@@ -458,7 +458,7 @@ func TestAdminAPI(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		if status, body := f.gw(t, "/acme/x", f.cfgIdP.mint(map[string]any{"sub": "other"}), ""); status != 200 || body != "ok from-config" {
+		if status, body := f.gw(t, "/acme/x", f.cfgIdP.Mint(map[string]any{"sub": "other"}), ""); status != 200 || body != "ok from-config" {
 			t.Fatalf("config Key Manager after the clash: %d %q", status, body)
 		}
 		if _, body := f.call(t, "GET", "/keymanagers/acme/", nil, nil); strings.Contains(string(body), `"clash"`) {
@@ -467,13 +467,13 @@ func TestAdminAPI(t *testing.T) {
 	})
 	t.Run("API Key Managers survive a config reload", func(t *testing.T) {
 		f.tester.InitServer(f.cfg, "caddyfile")
-		tok := apiIdP.mint(map[string]any{"sub": "after-reload"})
+		tok := apiIdP.Mint(map[string]any{"sub": "after-reload"})
 		if status, body := f.gw(t, "/acme/x", tok, ""); status != 200 || body != "ok from-api" {
 			t.Fatalf("%d %q", status, body)
 		}
 	})
 	t.Run("DELETE refuses the Key Manager's tokens at once, cached ones included", func(t *testing.T) {
-		tok := apiIdP.mint(map[string]any{"sub": "cached"})
+		tok := apiIdP.Mint(map[string]any{"sub": "cached"})
 		if status, _ := f.gw(t, "/acme/x", tok, ""); status != 200 {
 			t.Fatal("not accepted before delete")
 		}

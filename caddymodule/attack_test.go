@@ -31,10 +31,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -131,34 +130,20 @@ func newAtkEnv(t *testing.T) *atkEnv {
 // the defaults (iss, sub, exp, iat, scope).
 func (e *atkEnv) mint(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	key, err := jwk.FromRaw(e.priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return atkSign(t, jwa.ES256, key, atkIssuer, claims)
+	return atkSign(t, fakeidp.Key{KID: "k1", Alg: "ES256", Priv: e.priv}, atkIssuer, claims)
 }
 
-func atkSign(t *testing.T, alg jwa.SignatureAlgorithm, key any, iss string, claims map[string]any) string {
+// atkSign signs claims over the defaults (iss, sub, exp, iat, scope, jti)
+// with k.
+func atkSign(t *testing.T, k fakeidp.Key, iss string, claims map[string]any) string {
 	t.Helper()
-	tok := jwt.New()
 	now := time.Now()
 	base := map[string]any{jwt.IssuerKey: iss, jwt.SubjectKey: "alice", jwt.ExpirationKey: now.Add(time.Hour),
 		jwt.IssuedAtKey: now, "scope": "orders:read", "jti": fmt.Sprint(now.UnixNano())}
-	for k, v := range claims {
-		base[k] = v
+	for n, v := range claims {
+		base[n] = v
 	}
-	for k, v := range base {
-		if err := tok.Set(k, v); err != nil {
-			t.Fatalf("set %s: %v", k, err)
-		}
-	}
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.KeyIDKey, "k1")
-	signed, err := jwt.Sign(tok, jwt.WithKey(alg, key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(signed)
+	return fakeidp.Mint(t, k, base, nil)
 }
 
 // atkRequest is one request of an attack case.
@@ -280,9 +265,9 @@ func TestAttack_HandlerRefusesHostileRequestsWithoutLeaking(t *testing.T) {
 	valid := e.mint(t, nil)
 	admin := e.mint(t, map[string]any{"scope": "orders:read admin"})
 	expired := e.mint(t, map[string]any{jwt.ExpirationKey: time.Now().Add(-time.Hour), jwt.IssuedAtKey: time.Now().Add(-2 * time.Hour)})
-	unknownIss := atkSign(t, jwa.ES256, mustJWK(t, e.priv), "https://evil.attack.test", nil)
-	hmacOK := atkSign(t, jwa.HS256, []byte(atkSharedSecret), atkHMACIssuer, nil)
-	hmacBad := atkSign(t, jwa.HS256, []byte("not-the-secret-at-all-0123456789"), atkHMACIssuer, nil)
+	unknownIss := atkSign(t, fakeidp.Key{KID: "k1", Alg: "ES256", Priv: e.priv}, "https://evil.attack.test", nil)
+	hmacOK := atkSign(t, fakeidp.Key{KID: "k1", Alg: "HS256", Secret: []byte(atkSharedSecret)}, atkHMACIssuer, nil)
+	hmacBad := atkSign(t, fakeidp.Key{KID: "k1", Alg: "HS256", Secret: []byte("not-the-secret-at-all-0123456789")}, atkHMACIssuer, nil)
 	// Valid and correctly signed, but over 8 KiB: if it were parsed at
 	// all it would be accepted (the 16 KiB handler proves it).
 	oversized := e.mint(t, map[string]any{"padding": strings.Repeat("p", 7000)})
@@ -466,15 +451,6 @@ func TestAttack_HandlerRefusesHostileRequestsWithoutLeaking(t *testing.T) {
 			t.Errorf("size refusal with detail %q: the token was looked into", reason)
 		}
 	}
-}
-
-func mustJWK(t *testing.T, priv any) jwk.Key {
-	t.Helper()
-	k, err := jwk.FromRaw(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // atkLogText renders one entry: message, then every field (context

@@ -13,10 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"go.uber.org/zap"
 
@@ -71,24 +70,13 @@ func benchHandler(b *testing.B, forward []ForwardClaim) (*Handler, string) {
 		h.forward = append(h.forward, forwardHeader{claim: f.Claim, header: http.CanonicalHeaderKey(f.Header), folded: foldHeaderName(f.Header)})
 	}
 
-	tok := jwt.New()
-	_ = tok.Set(jwt.IssuerKey, "https://idp.bench.test")
-	_ = tok.Set(jwt.SubjectKey, "user-1234567890")
-	_ = tok.Set(jwt.AudienceKey, "https://api.bench.test")
-	_ = tok.Set(jwt.ExpirationKey, time.Now().Add(time.Hour))
-	_ = tok.Set(jwt.IssuedAtKey, time.Now())
-	_ = tok.Set("azp", "bench-client")
-	_ = tok.Set("scope", "orders:read orders:write inventory:read")
-	_ = tok.Set("email", "user@bench.test")
-	_ = tok.Set("padding", strings.Repeat("x", 420)) // brings the token to ~1 KB
-	key, _ := jwk.FromRaw(priv)
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.KeyIDKey, "k1")
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.RS256, key, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return h, string(signed)
+	token := fakeidp.Mint(b, fakeidp.Key{KID: "k1", Alg: "RS256", Priv: priv}, map[string]any{
+		jwt.IssuerKey: "https://idp.bench.test", jwt.SubjectKey: "user-1234567890", jwt.AudienceKey: "https://api.bench.test",
+		jwt.ExpirationKey: time.Now().Add(time.Hour), jwt.IssuedAtKey: time.Now(), "azp": "bench-client",
+		"scope": "orders:read orders:write inventory:read", "email": "user@bench.test",
+		"padding": strings.Repeat("x", 420), // brings the token to ~1 KB
+	}, nil)
+	return h, token
 }
 
 var okNext = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })

@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 	"go.uber.org/zap"
 
@@ -48,8 +48,8 @@ const (
 // (client ids not listed belong to no application).
 type htEnv struct {
 	app   *App
-	key   jwk.Key // signs tokens the Key Manager accepts
-	other jwk.Key // the same algorithm and kid, another key
+	key   fakeidp.Key // signs tokens the Key Manager accepts
+	other fakeidp.Key // the same algorithm and kid, another key
 
 	projected []string // claims the handlers built so far project
 }
@@ -98,8 +98,8 @@ func newHTEnv(t *testing.T) *htEnv {
 	t.Cleanup(func() { _ = cache.Close() })
 	return &htEnv{
 		app:   &App{gateway: keymanagers.NewGateway(reg, cache, nil, nil)},
-		key:   mustJWK(t, priv),
-		other: mustJWK(t, otherPriv),
+		key:   fakeidp.Key{KID: "k1", Alg: "ES256", Priv: priv},
+		other: fakeidp.Key{KID: "k1", Alg: "ES256", Priv: otherPriv},
 	}
 }
 
@@ -136,7 +136,7 @@ func (e *htEnv) handler(t *testing.T, h Handler) *Handler {
 // scope orders:read, a fresh jti, then claims on top.
 func (e *htEnv) mint(t *testing.T, claims map[string]any) string {
 	t.Helper()
-	return atkSign(t, jwa.ES256, e.key, htIssuer, claims)
+	return atkSign(t, e.key, htIssuer, claims)
 }
 
 // htResult is what one ServeHTTP did.
@@ -387,7 +387,7 @@ func TestServeHTTPUnauthenticated(t *testing.T) {
 	static := e.handler(t, Handler{Tenant: htTenant})
 	dynamic := e.handler(t, Handler{Tenant: "{http.request.header.X-Tenant}"})
 	expired := e.mint(t, map[string]any{jwt.ExpirationKey: time.Now().Add(-time.Hour), jwt.IssuedAtKey: time.Now().Add(-2 * time.Hour)})
-	forged := atkSign(t, jwa.ES256, e.other, htIssuer, nil)
+	forged := atkSign(t, e.other, htIssuer, nil)
 
 	cases := []struct {
 		name      string

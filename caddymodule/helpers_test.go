@@ -1,121 +1,33 @@
 package caddymodule_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
-// testIdP is a minimal key publisher: a JWKS on an httptest server plus a
-// signing key. It stands in for a Key Manager whose only job in a test is
-// to publish keys; real IdPs are exercised in idp_integration_test.go.
-type testIdP struct {
-	t       testing.TB
-	srv     *httptest.Server
-	issuer  string
-	alg     jwa.SignatureAlgorithm
-	kid     string
-	priv    crypto.Signer
-	mu      sync.Mutex
-	set     jwk.Set
-	fetches atomic.Int64
-}
+// testIdP publishes keys and signs tokens (internal/fakeidp); real IdPs
+// are exercised in idp_integration_test.go.
+type testIdP = fakeidp.IdP
 
+// newTestIdP is an IdP signing with alg (RS256 or ES256) under kid; each
+// kid names its own key.
 func newTestIdP(t testing.TB, alg jwa.SignatureAlgorithm, kid string) *testIdP {
 	t.Helper()
-	idp := &testIdP{t: t, alg: alg, kid: kid}
-	idp.priv = genKey(t, alg)
-	idp.set = jwk.NewSet()
-	idp.addKey(idp.priv, kid)
-	idp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/jwks":
-			idp.fetches.Add(1)
-			idp.mu.Lock()
-			b, _ := json.Marshal(idp.set)
-			idp.mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = w.Write(b)
-		case "/issuer/.well-known/openid-configuration":
-			// Served under the issuer, as OIDC Discovery binds it.
-			_ = json.NewEncoder(w).Encode(map[string]string{"issuer": idp.issuer, "jwks_uri": idp.srv.URL + "/jwks"})
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	idp.issuer = idp.srv.URL + "/issuer"
-	t.Cleanup(idp.srv.Close)
-	return idp
+	return fakeidp.NewIdP(t, testKey(t, alg, kid))
 }
 
-func genKey(t testing.TB, alg jwa.SignatureAlgorithm) crypto.Signer {
-	t.Helper()
-	var k crypto.Signer
-	var err error
-	switch alg {
-	case jwa.ES256:
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	default:
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
+func testKey(t testing.TB, alg jwa.SignatureAlgorithm, kid string) fakeidp.Key {
+	if alg == jwa.ES256 {
+		return fakeidp.EC(t, "p256-"+kid, kid)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (idp *testIdP) addKey(priv crypto.Signer, kid string) {
-	pub, err := jwk.FromRaw(priv.Public())
-	if err != nil {
-		idp.t.Fatal(err)
-	}
-	_ = pub.Set(jwk.KeyIDKey, kid)
-	_ = pub.Set(jwk.AlgorithmKey, idp.alg)
-	_ = pub.Set(jwk.KeyUsageKey, "sig")
-	idp.mu.Lock()
-	_ = idp.set.AddKey(pub)
-	idp.mu.Unlock()
-}
-
-// mint signs claims (iss, exp and iat filled in unless given).
-func (idp *testIdP) mint(claims map[string]any) string {
-	idp.t.Helper()
-	tok := jwt.New()
-	now := time.Now()
-	_ = tok.Set(jwt.IssuerKey, idp.issuer)
-	_ = tok.Set(jwt.IssuedAtKey, now)
-	_ = tok.Set(jwt.ExpirationKey, now.Add(5*time.Minute))
-	for k, v := range claims {
-		if err := tok.Set(k, v); err != nil {
-			idp.t.Fatalf("set %s: %v", k, err)
-		}
-	}
-	priv, err := jwk.FromRaw(idp.priv)
-	if err != nil {
-		idp.t.Fatal(err)
-	}
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.KeyIDKey, idp.kid)
-	_ = hdr.Set(jws.TypeKey, "at+jwt")
-	signed, err := jwt.Sign(tok, jwt.WithKey(idp.alg, priv, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		idp.t.Fatal(err)
-	}
-	return string(signed)
+	return fakeidp.RSA(t, "rsa-"+kid, kid, alg.String())
 }
 
 // upstream records the last request it received.

@@ -98,7 +98,7 @@ http://localhost:9080 {
 		respond "{keymanager.tenant}|{keymanager.key_manager}|{keymanager.subject}|{keymanager.client_id}|{keymanager.scopes}|{http.auth.user.id}|{keymanager.claims.email}"
 	}
 }
-`, f.corp.issuer, f.corp.srv.URL, f.acme.issuer, f.acme.srv.URL, f.globex.issuer, f.up.hostPort())
+`, f.corp.Issuer, f.corp.Srv.URL, f.acme.Issuer, f.acme.Srv.URL, f.globex.Issuer, f.up.hostPort())
 	f.tester = caddytest.NewTester(t)
 	f.tester.InitServer(cfg, "caddyfile")
 	if t.Failed() {
@@ -131,11 +131,11 @@ func (f *gatewayFixture) do(t *testing.T, method, path, token string, hdr map[st
 func TestGatewayEndToEnd(t *testing.T) {
 	f := startGateway(t)
 	aud := "https://api.example.test"
-	acmeTok := f.acme.mint(map[string]any{"sub": "alice", "aud": aud, "cid": "acme-app", "scope": "orders:read orders:write", "email": "alice@acme.test"})
-	corpTok := f.corp.mint(map[string]any{"sub": "carol", "aud": []string{aud}, "azp": "corp-app", "scp": []string{"admin"}})
-	globexTok := f.globex.mint(map[string]any{"sub": "gina", "aud": aud, "client_id": "globex-app"})
-	expired := f.acme.mint(map[string]any{"sub": "alice", "aud": aud, "exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()})
-	wrongAud := f.acme.mint(map[string]any{"sub": "alice", "aud": "https://other.test"})
+	acmeTok := f.acme.Mint(map[string]any{"sub": "alice", "aud": aud, "cid": "acme-app", "scope": "orders:read orders:write", "email": "alice@acme.test"})
+	corpTok := f.corp.Mint(map[string]any{"sub": "carol", "aud": []string{aud}, "azp": "corp-app", "scp": []string{"admin"}})
+	globexTok := f.globex.Mint(map[string]any{"sub": "gina", "aud": aud, "client_id": "globex-app"})
+	expired := f.acme.Mint(map[string]any{"sub": "alice", "aud": aud, "exp": time.Now().Add(-time.Hour).Unix(), "iat": time.Now().Add(-2 * time.Hour).Unix()})
+	wrongAud := f.acme.Mint(map[string]any{"sub": "alice", "aud": "https://other.test"})
 
 	type want struct {
 		status   int
@@ -282,17 +282,17 @@ func TestGatewayEndToEnd(t *testing.T) {
 		}
 	})
 	t.Run("cached result survives the IdP going away", func(t *testing.T) {
-		tok := f.acme.mint(map[string]any{"sub": "bob", "aud": aud})
+		tok := f.acme.Mint(map[string]any{"sub": "bob", "aud": aud})
 		if resp, _ := f.do(t, "GET", "/acme/x", tok, nil); resp.StatusCode != 200 {
 			t.Fatalf("first: %d", resp.StatusCode)
 		}
-		fetches := f.acme.fetches.Load()
+		fetches := f.acme.Fetches.Load()
 		for i := 0; i < 5; i++ {
 			if resp, _ := f.do(t, "GET", "/acme/x", tok, nil); resp.StatusCode != 200 {
 				t.Fatalf("repeat %d: %d", i, resp.StatusCode)
 			}
 		}
-		if f.acme.fetches.Load() != fetches {
+		if f.acme.Fetches.Load() != fetches {
 			t.Fatal("cache hits fetched the JWKS")
 		}
 	})
@@ -326,7 +326,7 @@ http://localhost:9080 {
 		respond "custom {err.status_code} {keymanager.error.code} {keymanager.error.message}"
 	}
 }
-`, idp.issuer, idp.srv.URL), "caddyfile")
+`, idp.Issuer, idp.Srv.URL), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -336,7 +336,7 @@ http://localhost:9080 {
 	}
 	_ = body
 	req, _ := http.NewRequest("GET", gatewayBase+"/x", nil)
-	req.Header.Set("Authorization", "Bearer "+idp.mint(map[string]any{"sub": "a"}))
+	req.Header.Set("Authorization", "Bearer "+idp.Mint(map[string]any{"sub": "a"}))
 	tester.AssertResponse(req, 200, "ok")
 }
 

@@ -96,11 +96,11 @@ http://localhost:9080 {
 		respond "ok"
 	}
 }
-`, idp.issuer, idp.srv.URL), "caddyfile")
+`, idp.Issuer, idp.Srv.URL), "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
-	tok := func(claims map[string]any) string { return idp.mint(claims) }
+	tok := func(claims map[string]any) string { return idp.Mint(claims) }
 	reader := tok(map[string]any{"sub": "alice", "azp": "web-app", "scope": "orders:read"})
 	writer := tok(map[string]any{"sub": "bob", "azp": "web-app", "scope": "orders:read orders:write"})
 	broad := tok(map[string]any{"sub": "carol", "azp": "web-app", "scope": "orders"})

@@ -32,32 +32,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
 )
 
 const vendorData = "../testdata/vendors"
 
-// rsaKeys are generated once per test binary (RSA generation is slow under
-// -race) and handed out in order.
-var rsaKeys struct {
-	mu   sync.Mutex
-	keys []*rsa.PrivateKey
-}
-
+// fixtureRSAKey is the i-th RSA key of the fixtures (pooled by fakeidp).
 func fixtureRSAKey(t testing.TB, i int) *rsa.PrivateKey {
 	t.Helper()
-	rsaKeys.mu.Lock()
-	defer rsaKeys.mu.Unlock()
-	for len(rsaKeys.keys) <= i {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rsaKeys.keys = append(rsaKeys.keys, k)
-	}
-	return rsaKeys.keys[i]
+	return fakeidp.PoolKey(t, fmt.Sprintf("rsa-vendor-%d", i)).(*rsa.PrivateKey)
 }
 
 // testPKI is a CA made for one test and a server certificate for
@@ -176,17 +161,7 @@ func startVendor(t testing.TB, pki *testPKI, layout vendorLayout, keyIndex int, 
 func (v *vendorServer) host() string { return strings.TrimPrefix(v.origin, "https://") }
 
 func publicSet(t testing.TB, priv *rsa.PrivateKey, kid string) jwk.Set {
-	t.Helper()
-	pub, err := jwk.FromRaw(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = pub.Set(jwk.KeyIDKey, kid)
-	_ = pub.Set(jwk.AlgorithmKey, jwa.RS256)
-	_ = pub.Set(jwk.KeyUsageKey, "sig")
-	set := jwk.NewSet()
-	_ = set.AddKey(pub)
-	return set
+	return fakeidp.Set(t, fakeidp.Key{KID: kid, Alg: "RS256", Priv: priv})
 }
 
 // addKeySet publishes another key set (signed by key) at path, for
@@ -327,23 +302,11 @@ func (v *vendorServer) sign(claims map[string]any, key *rsa.PrivateKey, kid stri
 	if err != nil {
 		v.t.Fatal(err)
 	}
-	priv, err := jwk.FromRaw(key)
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.TypeKey, v.typ)
-	_ = hdr.Set(jws.KeyIDKey, kid)
+	hdr := map[string]any{"typ": v.typ}
 	for k, val := range extra {
-		if err := hdr.Set(k, val); err != nil {
-			v.t.Fatalf("header %s: %v", k, err)
-		}
+		hdr[k] = val
 	}
-	signed, err := jws.Sign(payload, jws.WithKey(jwa.RS256, priv, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		v.t.Fatal(err)
-	}
-	return string(signed)
+	return fakeidp.SignJSON(v.t, fakeidp.Key{KID: kid, Alg: "RS256", Priv: key}, payload, hdr)
 }
 
 // issueOpaque registers an opaque token whose introspection answer is the

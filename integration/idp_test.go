@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,40 +9,39 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
-// idp is a key publisher in the test process: ES256 keys generated at run
-// time, a JWKS endpoint that counts its fetches and can be told to publish
-// another key set or to fail, and a minter.
+// idp is a key publisher in the test process (keys, JWK sets and tokens
+// from internal/fakeidp): ES256 keys of its own, a JWKS endpoint that
+// counts its fetches and can be told to publish another key set or to
+// fail, and a minter.
 type idp struct {
 	t      *testing.T
 	srv    *httptest.Server
 	issuer string
 
-	mu        sync.Mutex
-	keys      map[string]*ecdsa.PrivateKey // kid -> private key
-	published []string                     // kids in the JWKS
+	mu   sync.Mutex
+	keys map[string]fakeidp.Key // kid -> key
+	jwks []byte                 // the published set, rendered by publish
 
 	fail    atomic.Bool  // JWKS answers 500
 	fetches atomic.Int64 // JWKS requests, failed ones included
 }
 
+// idpKeys numbers keys so that no two IdPs share one, whatever their kids.
+var idpKeys atomic.Int64
+
 // newIdP makes an IdP with one key per kid; all are published.
 func newIdP(t *testing.T, kids ...string) *idp {
 	t.Helper()
-	i := &idp{t: t, keys: map[string]*ecdsa.PrivateKey{}}
+	i := &idp{t: t, keys: map[string]fakeidp.Key{}}
 	for _, kid := range kids {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		i.keys[kid] = k
+		i.keys[kid] = fakeidp.EC(t, fmt.Sprintf("p256-integration-%d", idpKeys.Add(1)), kid)
 	}
-	i.published = append(i.published, kids...)
+	i.publish(kids...)
 	i.srv = httptest.NewServer(http.HandlerFunc(i.serve))
 	i.issuer = i.srv.URL + "/issuer"
 	t.Cleanup(i.srv.Close)
@@ -64,30 +60,25 @@ func (i *idp) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "jwks down", http.StatusInternalServerError)
 		return
 	}
-	set := jwk.NewSet()
 	i.mu.Lock()
-	for _, kid := range i.published {
-		pub, err := jwk.FromRaw(i.keys[kid].Public())
-		if err != nil {
-			i.mu.Unlock()
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		_ = pub.Set(jwk.KeyIDKey, kid)
-		_ = pub.Set(jwk.AlgorithmKey, jwa.ES256)
-		_ = pub.Set(jwk.KeyUsageKey, "sig")
-		_ = set.AddKey(pub)
-	}
+	body := i.jwks
 	i.mu.Unlock()
-	b, _ := json.Marshal(set)
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
 }
 
 // publish replaces the published key set.
 func (i *idp) publish(kids ...string) {
+	i.t.Helper()
+	keys := make([]fakeidp.Key, 0, len(kids))
 	i.mu.Lock()
-	i.published = append([]string(nil), kids...)
+	for _, kid := range kids {
+		keys = append(keys, i.keys[kid])
+	}
+	i.mu.Unlock()
+	body := fakeidp.JWKS(i.t, keys...)
+	i.mu.Lock()
+	i.jwks = body
 	i.mu.Unlock()
 }
 
@@ -95,31 +86,16 @@ func (i *idp) publish(kids ...string) {
 // then claims; aud is set when given.
 func (i *idp) mint(kid, sub string, aud ...string) string {
 	i.t.Helper()
-	tok := jwt.New()
 	now := time.Now()
-	_ = tok.Set(jwt.IssuerKey, i.issuer)
-	_ = tok.Set(jwt.SubjectKey, sub)
-	_ = tok.Set(jwt.IssuedAtKey, now)
-	_ = tok.Set(jwt.ExpirationKey, now.Add(10*time.Minute))
+	claims := map[string]any{jwt.IssuerKey: i.issuer, jwt.SubjectKey: sub, jwt.IssuedAtKey: now, jwt.ExpirationKey: now.Add(10 * time.Minute)}
 	if len(aud) > 0 {
-		_ = tok.Set(jwt.AudienceKey, aud)
+		claims[jwt.AudienceKey] = aud
 	}
 	i.mu.Lock()
-	raw := i.keys[kid]
+	k, ok := i.keys[kid]
 	i.mu.Unlock()
-	if raw == nil {
+	if !ok {
 		i.t.Fatalf("no key %q", kid)
 	}
-	priv, err := jwk.FromRaw(raw)
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	hdr := jws.NewHeaders()
-	_ = hdr.Set(jws.KeyIDKey, kid)
-	_ = hdr.Set(jws.TypeKey, "at+jwt")
-	signed, err := jwt.Sign(tok, jwt.WithKey(jwa.ES256, priv, jws.WithProtectedHeaders(hdr)))
-	if err != nil {
-		i.t.Fatal(err)
-	}
-	return string(signed)
+	return fakeidp.Mint(i.t, k, claims, map[string]any{"typ": "at+jwt"})
 }

@@ -290,10 +290,10 @@ func (e *atkEnv) run(t *testing.T, cases []atkCase, secrets ...string) {
 // signature over them by k (so only the content is hostile).
 func atkRaw(tb testing.TB, k testKey, header, payload string) string {
 	tb.Helper()
-	return craft(tb, k.alg, k.signingKey(), header, payload)
+	return craft(tb, k.Alg, k.SigningKey(), header, payload)
 }
 
-func atkHdr(k testKey) string { return `{"alg":"` + k.alg + `","kid":"` + k.kid + `","typ":"JWT"}` }
+func atkHdr(k testKey) string { return `{"alg":"` + k.Alg + `","kid":"` + k.KID + `","typ":"JWT"}` }
 
 func atkPayload(iss string, now time.Time, extra string) string {
 	p := fmt.Sprintf(`{"iss":%q,"sub":"alice","exp":%d,"iat":%d`, iss, now.Add(time.Hour).Unix(), now.Unix())
@@ -309,7 +309,7 @@ func atkPayload(iss string, now time.Time, extra string) string {
 func TestAttack_KidInjection(t *testing.T) {
 	e := newAtkEnv(t)
 	e.clock.Advance(time.Hour) // past the refresh floor: unknown kids may cause one refetch
-	before := e.jwksA.hits.Load()
+	before := e.jwksA.Hits.Load()
 	kid := func(k string) string {
 		return craftWith(t, e.ka, map[string]any{"kid": k}, e.claims(testIssuer))
 	}
@@ -339,7 +339,7 @@ func TestAttack_KidInjection(t *testing.T) {
 		{name: "kid null is no kid (the one RSA key serves)", token: rawKid(`null`)},
 	}
 	e.run(t, cases)
-	if d := e.jwksA.hits.Load() - before; d > 1 {
+	if d := e.jwksA.Hits.Load() - before; d > 1 {
 		t.Fatalf("unknown kids caused %d JWKS fetches, want at most 1 (refresh floor)", d)
 	}
 }
@@ -531,8 +531,8 @@ func TestAttack_NestedJWT(t *testing.T) {
 func TestAttack_KeyConfusionAcrossKeyManagers(t *testing.T) {
 	e := newAtkEnv(t)
 	ka, kb := e.ka, e.kb
-	kbWithKidA := testKey{kid: "ka", alg: "RS256", priv: kb.priv}
-	hs := testKey{kid: "ka", alg: "HS256", secret: []byte(atkSharedSecret)}
+	kbWithKidA := testKey{KID: "ka", Alg: "RS256", Priv: kb.Priv}
+	hs := testKey{KID: "ka", Alg: "HS256", Secret: []byte(atkSharedSecret)}
 	ec := ecKey(t, "p256-a", "ka")
 	cases := []atkCase{
 		{name: "control: partner token signed by the partner", token: mint(t, kb, e.claims(atkPartnerIssuer), nil),
@@ -718,7 +718,7 @@ func TestAttack_MalformedJWKSKeyNeverPanicsTheRequestPath(t *testing.T) {
 	clock := newTestClock()
 	pub := poolKey(t, "rsa-a").Public().(*rsa.PublicKey)
 	jwks := newDocServer(t)
-	jwks.serve(http.StatusOK, "application/json", []byte(`{"keys":[`+
+	jwks.Serve(http.StatusOK, "application/json", []byte(`{"keys":[`+
 		`{"kty":"OKP","crv":"Ed25519","kid":"short","x":"AA","use":"sig"},`+
 		`{"kty":"OKP","crv":"Ed25519","kid":"long","x":"`+b64e(make([]byte, 33))+`","use":"sig"},`+
 		`{"kty":"EC","crv":"P-256","kid":"zero","x":"AA","y":"AA","use":"sig"},`+

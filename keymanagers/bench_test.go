@@ -115,8 +115,8 @@ func BenchmarkAuthenticateMissRS256(b *testing.B) {
 func benchJWX(b *testing.B, k testKey) {
 	clock := newTestClock()
 	tok := []byte(mint(b, k, benchClaims(clock.Now()), nil))
-	alg := jwa.SignatureAlgorithm(k.alg)
-	pub := k.public()
+	alg := jwa.SignatureAlgorithm(k.Alg)
+	pub := k.Public()
 	opts := []jwt.ParseOption{jwt.WithKey(alg, pub), jwt.WithClock(jwt.ClockFunc(clock.Now)), jwt.WithAcceptableSkew(30 * time.Second)}
 	if _, err := jwt.Parse(tok, opts...); err != nil {
 		b.Fatal(err)
@@ -147,7 +147,7 @@ func splitForVerify(b *testing.B, tok string) (input []byte, sig []byte) {
 func BenchmarkRawRSAVerify(b *testing.B) {
 	k := rsaKey(b, "rsa-a", "k1", "RS256")
 	input, sig := splitForVerify(b, mint(b, k, benchClaims(baseTime), nil))
-	pub := k.public().(*rsa.PublicKey)
+	pub := k.Public().(*rsa.PublicKey)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -162,7 +162,7 @@ func BenchmarkRawRSAVerify(b *testing.B) {
 func BenchmarkRawECDSAVerify(b *testing.B) {
 	k := ecKey(b, "p256-a", "e1")
 	input, sig := splitForVerify(b, mint(b, k, benchClaims(baseTime), nil))
-	pub := k.public().(*ecdsa.PublicKey)
+	pub := k.Public().(*ecdsa.PublicKey)
 	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
 	b.ReportAllocs()
 	b.ResetTimer()

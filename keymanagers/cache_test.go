@@ -73,7 +73,7 @@ func TestCache_ResultIsDroppedWhenTheKeyManagerFingerprintChanges(t *testing.T) 
 	// fingerprint, so the token is validated afresh and refused.
 	changed := f.def("idp")
 	changed.Audiences = []string{"api://elsewhere"}
-	f.jwks.publish(t, k1, k2)
+	f.jwks.Publish(t, k1, k2)
 	kmChanged := newKM(t, f.clock.Now, testTenant, changed)
 	if kmChanged.FingerprintValue() == km.FingerprintValue() {
 		t.Fatal("changed definition kept its fingerprint")
@@ -202,7 +202,7 @@ func TestCache_EntryNeverContainsTheRawTokenOrSecrets(t *testing.T) {
 	g.SetProjectedClaims([]string{"groups", "dept"})
 	tokens := map[string]string{
 		"RS256": mint(t, k1, with(f.claims(), map[string]any{"groups": []string{"g1"}, "dept": "sales"}), nil),
-		"HS256": mint(t, testKey{alg: "HS256", secret: []byte(secret)}, with(claimsAt("https://hmac.example.com", f.clock.Now()), map[string]any{"dept": "ops"}), nil),
+		"HS256": mint(t, testKey{Alg: "HS256", Secret: []byte(secret)}, with(claimsAt("https://hmac.example.com", f.clock.Now()), map[string]any{"dept": "ops"}), nil),
 	}
 	for name, tok := range tokens {
 		t.Run(name, func(t *testing.T) {
@@ -327,7 +327,7 @@ func TestCache_KeyRemovedByARefreshDropsItsCachedResults(t *testing.T) {
 		_, err := f.auth(tok)
 		checkErr(t, err, nil)
 	}
-	f.jwks.publish(t, k2) // k1 rotated out
+	f.jwks.Publish(t, k2) // k1 rotated out
 	must(t, km.RefreshNow(context.Background()))
 	_, err := f.auth(tok1)
 	checkErr(t, err, ErrUnknownKey)

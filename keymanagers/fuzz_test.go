@@ -20,7 +20,7 @@ func FuzzAuthenticate(f *testing.F) {
 	secret := strings.Repeat("fuzz-secret-", 3)
 	fx := newFixture(f, rk)
 	fx.add(testTenant, fx.def("idp"))
-	der, err := x509.MarshalPKIXPublicKey(ek.public())
+	der, err := x509.MarshalPKIXPublicKey(ek.Public())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func FuzzAuthenticate(f *testing.F) {
 	valid := mint(f, rk, with(claimsAt(testIssuer, now), map[string]any{"groups": []string{"a"}}), nil)
 	f.Add(valid)
 	f.Add(mint(f, ek, claimsAt("https://pinned.example.com", now), nil))
-	f.Add(mint(f, testKey{alg: "HS256", secret: []byte(secret)}, claimsAt("https://hmac.example.com", now), nil))
+	f.Add(mint(f, testKey{Alg: "HS256", Secret: []byte(secret)}, claimsAt("https://hmac.example.com", now), nil))
 	f.Add(craftWith(f, rk, nil, with(claimsAt(testIssuer, now), map[string]any{"exp": 1e300})))
 	f.Add(craftWith(f, rk, nil, `{"iss":"`+testIssuer+`","exp":99999999999999999999999999999}`))
 	f.Add(craftWith(f, rk, nil, `{"iss":"`+testIssuer+`","exp":1.5e9,"scope":["a",1],"aud":{}}`))

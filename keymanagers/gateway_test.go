@@ -30,7 +30,7 @@ func TestAuthenticate_AcceptsValidTokenForEachAsymmetricAlgorithm(t *testing.T) 
 	f.add(testTenant, f.def("idp"))
 	f.build()
 	for _, k := range keys {
-		t.Run(k.alg, func(t *testing.T) {
+		t.Run(k.Alg, func(t *testing.T) {
 			p, err := f.auth(mint(t, k, f.claims(), nil))
 			checkErr(t, err, nil)
 			if p.Subject != "alice" || p.KeyManager != "idp" || p.Issuer != testIssuer {
@@ -407,7 +407,7 @@ func jsonNumOrString(v any) string {
 
 func TestAuthenticate_RefusesHS256SignedWithThePublicKeyAsSecret(t *testing.T) {
 	k := rsaKey(t, "rsa-a", "k1", "RS256")
-	pub := k.public().(*rsa.PublicKey)
+	pub := k.Public().(*rsa.PublicKey)
 	pkix, err := x509.MarshalPKIXPublicKey(pub)
 	must(t, err)
 	pkcs1 := x509.MarshalPKCS1PublicKey(pub)
@@ -434,12 +434,12 @@ func TestAuthenticate_RefusesHS256SignedWithThePublicKeyAsSecret(t *testing.T) {
 	for name, secret := range secrets {
 		for _, kid := range []string{"k1", ""} {
 			t.Run(name+"/kid="+kid+"/no shared secret", func(t *testing.T) {
-				hk := testKey{kid: kid, alg: "HS256", secret: secret}
+				hk := testKey{KID: kid, Alg: "HS256", Secret: secret}
 				_, err := f.auth(craftWith(t, hk, nil, f.claims()))
 				checkErr(t, err, ErrAlgorithm)
 			})
 			t.Run(name+"/kid="+kid+"/with shared secret", func(t *testing.T) {
-				hk := testKey{kid: kid, alg: "HS256", secret: secret}
+				hk := testKey{KID: kid, Alg: "HS256", Secret: secret}
 				claims := with(f.claims(), map[string]any{"iss": "https://hmac.example.com"})
 				_, err := f.auth(craftWith(t, hk, nil, claims))
 				checkErr(t, err, ErrBadSignature)
@@ -456,7 +456,7 @@ func TestAuthenticate_AcceptsHMACWithTheConfiguredSharedSecretOnly(t *testing.T)
 	f.build()
 	for _, alg := range []string{"HS256", "HS384", "HS512"} {
 		t.Run(alg+" with the shared secret is accepted", func(t *testing.T) {
-			p, err := f.auth(mint(t, testKey{alg: alg, secret: secret}, f.claims(), nil))
+			p, err := f.auth(mint(t, testKey{Alg: alg, Secret: secret}, f.claims(), nil))
 			checkErr(t, err, nil)
 			if p.KeyManager != "hmac" {
 				t.Fatalf("KeyManager = %q", p.KeyManager)
@@ -464,7 +464,7 @@ func TestAuthenticate_AcceptsHMACWithTheConfiguredSharedSecretOnly(t *testing.T)
 		})
 		t.Run(alg+" with another secret is ErrBadSignature", func(t *testing.T) {
 			other := append(bytes.Clone(secret), 'x')
-			_, err := f.auth(mint(t, testKey{alg: alg, secret: other}, f.claims(), nil))
+			_, err := f.auth(mint(t, testKey{Alg: alg, Secret: other}, f.claims(), nil))
 			checkErr(t, err, ErrBadSignature)
 		})
 	}
@@ -512,11 +512,11 @@ func TestAuthenticate_RefusesKeyWhoseTypeOrJWKAlgDoesNotMatchHeaderAlg(t *testin
 		// ES256 header, kid of the RSA key.
 		{"ES256 with the kid of an RSA key", craftWith(t, ecKey(t, "p256-b", "rsa-key"), nil, f.claims())},
 		// The JWK pins alg RS256; PS256 with the same RSA key is refused.
-		{"PS256 with a key whose JWK says RS256", craftWith(t, testKey{kid: "rsa-key", alg: "PS256", priv: rk.priv}, nil, f.claims())},
+		{"PS256 with a key whose JWK says RS256", craftWith(t, testKey{KID: "rsa-key", Alg: "PS256", Priv: rk.Priv}, nil, f.claims())},
 		// EdDSA header with the kid of the EC key.
-		{"EdDSA with the kid of an EC key", craftWith(t, testKey{kid: "ec-key", alg: "EdDSA", priv: edk.priv}, nil, f.claims())},
+		{"EdDSA with the kid of an EC key", craftWith(t, testKey{KID: "ec-key", Alg: "EdDSA", Priv: edk.Priv}, nil, f.claims())},
 		// ES384 header with a P-256 key.
-		{"ES384 with a P-256 key", craftWith(t, testKey{kid: "ec-key", alg: "ES384", priv: poolKey(t, "p384-a")}, nil, f.claims())},
+		{"ES384 with a P-256 key", craftWith(t, testKey{KID: "ec-key", Alg: "ES384", Priv: poolKey(t, "p384-a")}, nil, f.claims())},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -612,14 +612,14 @@ func TestAuthenticate_NeverFetchesJKUX5UOrTrustsX5C(t *testing.T) {
 	f.add(testTenant, f.def("idp"))
 	f.build()
 	f.clock.Advance(time.Hour - time.Minute) // past the refresh floor: unknown kids may refetch the real JWKS
-	legitHits := f.jwks.hits.Load()
+	legitHits := f.jwks.Hits.Load()
 
-	cert := selfSignedCert(t, attacker.priv.(*rsa.PrivateKey))
+	cert := selfSignedCert(t, attacker.Priv.(*rsa.PrivateKey))
 	jku := map[string]any{"jku": evil.JWKSURL()}
 	x5u := map[string]any{"x5u": evil.URL + "/cert.pem"}
 	x5c := map[string]any{"x5c": []string{base64.StdEncoding.EncodeToString(cert)}}
 	inlineJWK := map[string]any{"jwk": json.RawMessage(mustJSON(t, jwkOf(t, attacker)))}
-	stolenKid := testKey{kid: "k1", alg: "RS256", priv: attacker.priv}
+	stolenKid := testKey{KID: "k1", Alg: "RS256", Priv: attacker.Priv}
 	cases := []struct {
 		name  string
 		token string
@@ -641,11 +641,11 @@ func TestAuthenticate_NeverFetchesJKUX5UOrTrustsX5C(t *testing.T) {
 			checkErr(t, err, tc.want)
 		})
 	}
-	if n := evil.hits.Load(); n != 0 {
+	if n := evil.Hits.Load(); n != 0 {
 		t.Fatalf("the attacker's server was fetched %d times", n)
 	}
 	// Unknown kids may have caused one (floored) refetch of the real JWKS.
-	if d := f.jwks.hits.Load() - legitHits; d > 1 {
+	if d := f.jwks.Hits.Load() - legitHits; d > 1 {
 		t.Fatalf("real JWKS fetched %d times for unknown kids, want at most 1", d)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -22,18 +21,11 @@ import (
 	"encoding/json"
 	"errors"
 	"hash"
-	"net/http"
-	"net/http/httptest"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwa"
-	"github.com/lestrrat-go/jwx/v2/jwk"
-	"github.com/lestrrat-go/jwx/v2/jws"
-	"github.com/lestrrat-go/jwx/v2/jwt"
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
 )
 
 const (
@@ -60,106 +52,24 @@ func (c *testClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // ---------------------------------------------------------------------------
 // Keys
 
-// Private keys are generated once per test binary, lazily, and shared:
-// RSA 2048 generation is slow under -race.
-var (
-	keyPoolMu sync.Mutex
-	keyPool   = map[string]crypto.Signer{}
+// Keys, JWK sets, minting and the document server come from the one
+// fake-IdP package; these names keep the tests short.
+type (
+	testKey   = fakeidp.Key
+	docServer = fakeidp.DocServer
 )
 
-func poolKey(tb testing.TB, label string) crypto.Signer {
-	tb.Helper()
-	keyPoolMu.Lock()
-	defer keyPoolMu.Unlock()
-	if k, ok := keyPool[label]; ok {
-		return k
-	}
-	var k crypto.Signer
-	var err error
-	switch {
-	case strings.HasPrefix(label, "rsa1024"):
-		k, err = rsa.GenerateKey(rand.Reader, 1024)
-	case strings.HasPrefix(label, "rsa"):
-		k, err = rsa.GenerateKey(rand.Reader, 2048)
-	case strings.HasPrefix(label, "p256"):
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case strings.HasPrefix(label, "p384"):
-		k, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	case strings.HasPrefix(label, "ed"):
-		_, k, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		tb.Fatalf("unknown key label %q", label)
-	}
-	if err != nil {
-		tb.Fatalf("generating %s: %v", label, err)
-	}
-	keyPool[label] = k
-	return k
-}
-
-// testKey is one signing key as a Key Manager would publish it.
-type testKey struct {
-	kid    string
-	alg    string        // JWS alg used to sign and published in the JWK
-	priv   crypto.Signer // nil for HMAC keys
-	secret []byte        // HMAC keys
-	noAlg  bool          // publish the JWK without "alg"
-	use    string        // JWK "use" (default "sig")
-}
-
-func (k testKey) public() crypto.PublicKey { return k.priv.Public() }
-
-func (k testKey) signingKey() any {
-	if k.secret != nil {
-		return k.secret
-	}
-	return k.priv
-}
-
-// Convenience constructors. label picks the key material ("rsa-a" and
-// "rsa-b" are distinct RSA keys, and so on).
-func rsaKey(tb testing.TB, label, kid, alg string) testKey {
-	return testKey{kid: kid, alg: alg, priv: poolKey(tb, label)}
-}
-func ecKey(tb testing.TB, label, kid string) testKey {
-	return testKey{kid: kid, alg: "ES256", priv: poolKey(tb, label)}
-}
-func edKey(tb testing.TB, label, kid string) testKey {
-	return testKey{kid: kid, alg: "EdDSA", priv: poolKey(tb, label)}
-}
-
-// jwkJSON returns the public JWK of k.
-func jwkOf(tb testing.TB, k testKey) jwk.Key {
-	tb.Helper()
-	j, err := jwk.FromRaw(k.public())
-	if err != nil {
-		tb.Fatalf("jwk.FromRaw: %v", err)
-	}
-	must(tb, j.Set(jwk.KeyIDKey, k.kid))
-	if !k.noAlg {
-		must(tb, j.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(k.alg)))
-	}
-	use := k.use
-	if use == "" {
-		use = "sig"
-	}
-	must(tb, j.Set(jwk.KeyUsageKey, use))
-	return j
-}
-
-// jwksDoc renders a JWK set of the public halves of keys.
-func jwksDoc(tb testing.TB, keys ...testKey) []byte {
-	tb.Helper()
-	set := jwk.NewSet()
-	for _, k := range keys {
-		must(tb, set.AddKey(jwkOf(tb, k)))
-	}
-	b, err := json.Marshal(set)
-	if err != nil {
-		tb.Fatalf("marshal JWKS: %v", err)
-	}
-	return b
-}
+var (
+	poolKey       = fakeidp.PoolKey
+	rsaKey        = fakeidp.RSA
+	ecKey         = fakeidp.EC
+	edKey         = fakeidp.Ed
+	jwkOf         = fakeidp.JWK
+	jwksDoc       = fakeidp.JWKS
+	mint          = fakeidp.Mint
+	newDocServer  = fakeidp.NewDocServer
+	newJWKSServer = fakeidp.NewJWKSServer
+)
 
 func must(tb testing.TB, err error) {
 	tb.Helper()
@@ -191,30 +101,6 @@ func claimsAt(iss string, now time.Time) map[string]any {
 		"scope": "read write",
 		"jti":   randomID(),
 	}
-}
-
-// mint signs claims with k using jwx; hdr adds protected header fields
-// (kid is set from k unless hdr names it).
-func mint(tb testing.TB, k testKey, claims map[string]any, hdr map[string]any) string {
-	tb.Helper()
-	tok := jwt.New()
-	for n, v := range claims {
-		if err := tok.Set(n, v); err != nil {
-			tb.Fatalf("set claim %s: %v", n, err)
-		}
-	}
-	h := jws.NewHeaders()
-	if k.kid != "" {
-		must(tb, h.Set(jws.KeyIDKey, k.kid))
-	}
-	for n, v := range hdr {
-		must(tb, h.Set(n, v))
-	}
-	b, err := jwt.Sign(tok, jwt.WithKey(jwa.SignatureAlgorithm(k.alg), k.signingKey(), jws.WithProtectedHeaders(h)))
-	if err != nil {
-		tb.Fatalf("jwt.Sign %s: %v", k.alg, err)
-	}
-	return string(b)
 }
 
 func b64e(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
@@ -249,9 +135,9 @@ func craft(tb testing.TB, alg string, key any, header, payload any) string {
 // with extra (a nil value deletes a field).
 func craftWith(tb testing.TB, k testKey, extra map[string]any, payload any) string {
 	tb.Helper()
-	h := map[string]any{"alg": k.alg, "typ": "JWT"}
-	if k.kid != "" {
-		h["kid"] = k.kid
+	h := map[string]any{"alg": k.Alg, "typ": "JWT"}
+	if k.KID != "" {
+		h["kid"] = k.KID
 	}
 	for n, v := range extra {
 		if v == nil {
@@ -260,7 +146,7 @@ func craftWith(tb testing.TB, k testKey, extra map[string]any, payload any) stri
 			h[n] = v
 		}
 	}
-	return craft(tb, k.alg, k.signingKey(), h, payload)
+	return craft(tb, k.Alg, k.SigningKey(), h, payload)
 }
 
 func hashOf(tb testing.TB, alg string) (crypto.Hash, func() hash.Hash) {
@@ -321,54 +207,6 @@ func rawSign(tb testing.TB, alg string, key any, input []byte) []byte {
 
 // ---------------------------------------------------------------------------
 // HTTP servers
-
-// docServer serves one document whose status, content type and body the
-// test changes at will, and counts requests.
-type docServer struct {
-	*httptest.Server
-	hits atomic.Int64
-
-	mu     sync.Mutex
-	status int
-	ctype  string
-	body   []byte
-}
-
-func newDocServer(tb testing.TB) *docServer {
-	tb.Helper()
-	s := &docServer{status: http.StatusOK, ctype: "application/json", body: []byte(`{"keys":[]}`)}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.hits.Add(1)
-		s.mu.Lock()
-		status, ctype, body := s.status, s.ctype, s.body
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", ctype)
-		w.WriteHeader(status)
-		_, _ = w.Write(body)
-	}))
-	tb.Cleanup(s.Close)
-	return s
-}
-
-// newJWKSServer serves the JWK set of keys.
-func newJWKSServer(tb testing.TB, keys ...testKey) *docServer {
-	s := newDocServer(tb)
-	s.publish(tb, keys...)
-	return s
-}
-
-func (s *docServer) publish(tb testing.TB, keys ...testKey) {
-	s.serve(http.StatusOK, "application/json", jwksDoc(tb, keys...))
-}
-
-func (s *docServer) serve(status int, ctype string, body []byte) {
-	s.mu.Lock()
-	s.status, s.ctype, s.body = status, ctype, body
-	s.mu.Unlock()
-}
-
-// JWKSURL is the URL Key Managers are pointed at.
-func (s *docServer) JWKSURL() string { return s.URL + "/jwks" }
 
 // ---------------------------------------------------------------------------
 // Fixture

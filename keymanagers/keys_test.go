@@ -36,14 +36,14 @@ func TestKeyManager_RotatedKeyIsFetchedOnFirstUseOfItsKid(t *testing.T) {
 
 	// The Key Manager publishes k2 right after our start-up fetch (the
 	// clock does not move): the first k2 token must still get through.
-	f.jwks.publish(t, k1, k2)
-	before := f.jwks.hits.Load()
+	f.jwks.Publish(t, k1, k2)
+	before := f.jwks.Hits.Load()
 	p, err := f.auth(mint(t, k2, f.claims(), nil))
 	checkErr(t, err, nil)
 	if p.Subject != "alice" {
 		t.Fatalf("principal = %+v", p)
 	}
-	if d := f.jwks.hits.Load() - before; d != 1 {
+	if d := f.jwks.Hits.Load() - before; d != 1 {
 		t.Fatalf("first use of the new kid caused %d JWKS fetches, want 1", d)
 	}
 	// Later tokens of k1 and k2 need no fetch.
@@ -51,7 +51,7 @@ func TestKeyManager_RotatedKeyIsFetchedOnFirstUseOfItsKid(t *testing.T) {
 		_, err := f.auth(mint(t, k, f.claims(), nil))
 		checkErr(t, err, nil)
 	}
-	if d := f.jwks.hits.Load() - before; d != 1 {
+	if d := f.jwks.Hits.Load() - before; d != 1 {
 		t.Fatalf("JWKS fetched %d times in all, want 1", d)
 	}
 	if got := km.Status().KeyIDs; len(got) != 2 {
@@ -66,22 +66,22 @@ func TestKeyManager_SecondNewKidWithinMinRefreshIntervalWaitsForTheFloor(t *test
 	f := newFixture(t, k1)
 	f.add(testTenant, f.def("idp"))
 	f.build()
-	f.jwks.publish(t, k1, k2)
+	f.jwks.Publish(t, k1, k2)
 	_, err := f.auth(mint(t, k2, f.claims(), nil)) // token-triggered fetch at T
 	checkErr(t, err, nil)
 
-	f.jwks.publish(t, k1, k2, k3)
+	f.jwks.Publish(t, k1, k2, k3)
 	f.clock.Advance(DefaultJWKSMinRefreshInterval - time.Second)
-	before := f.jwks.hits.Load()
+	before := f.jwks.Hits.Load()
 	_, err = f.auth(mint(t, k3, f.claims(), nil))
 	checkErr(t, err, ErrUnknownKey)
-	if d := f.jwks.hits.Load() - before; d != 0 {
+	if d := f.jwks.Hits.Load() - before; d != 0 {
 		t.Fatalf("fetched %d times within the floor", d)
 	}
 	f.clock.Advance(2 * time.Second)
 	_, err = f.auth(mint(t, k3, f.claims(), nil))
 	checkErr(t, err, nil)
-	if d := f.jwks.hits.Load() - before; d != 1 {
+	if d := f.jwks.Hits.Load() - before; d != 1 {
 		t.Fatalf("fetched %d times after the floor, want 1", d)
 	}
 }
@@ -95,7 +95,7 @@ func TestKeyManager_RandomUnknownKidsCauseAtMostOneFetchPerMinRefreshInterval(t 
 	attack := func() {
 		toks := make([]string, 40)
 		for i := range toks {
-			toks[i] = mint(t, testKey{kid: "rand-" + randomID(), alg: "RS256", priv: attacker}, f.claims(), nil)
+			toks[i] = mint(t, testKey{KID: "rand-" + randomID(), Alg: "RS256", Priv: attacker}, f.claims(), nil)
 		}
 		var wg sync.WaitGroup
 		var ok atomic.Int64
@@ -130,9 +130,9 @@ func TestKeyManager_RandomUnknownKidsCauseAtMostOneFetchPerMinRefreshInterval(t 
 	}
 	for i, s := range steps {
 		f.clock.Advance(s.advance)
-		before := f.jwks.hits.Load()
+		before := f.jwks.Hits.Load()
 		attack()
-		if d := f.jwks.hits.Load() - before; d != s.want {
+		if d := f.jwks.Hits.Load() - before; d != s.want {
 			t.Fatalf("step %d: 40 concurrent random kids caused %d JWKS fetches, want %d", i, d, s.want)
 		}
 	}
@@ -155,10 +155,10 @@ func TestKeyManager_RandomUnknownKidsWithRealClockAreBoundedByMinRefreshInterval
 	// Pre-mint so the loop is fast.
 	toks := make([]string, 64)
 	for i := range toks {
-		toks[i] = mint(t, testKey{kid: "rand-" + randomID(), alg: "RS256", priv: attacker}, claimsAt(testIssuer, time.Now()), nil)
+		toks[i] = mint(t, testKey{KID: "rand-" + randomID(), Alg: "RS256", Priv: attacker}, claimsAt(testIssuer, time.Now()), nil)
 	}
 	start := time.Now()
-	before := jwks.hits.Load()
+	before := jwks.Hits.Load()
 	requests := 0
 	for time.Since(start) < 700*time.Millisecond {
 		_, err := g.Authenticate(context.Background(), testTenant, nil, toks[requests%len(toks)])
@@ -168,7 +168,7 @@ func TestKeyManager_RandomUnknownKidsWithRealClockAreBoundedByMinRefreshInterval
 		requests++
 	}
 	elapsed := time.Since(start)
-	fetches := jwks.hits.Load() - before
+	fetches := jwks.Hits.Load() - before
 	maxFetches := int64(elapsed/floor) + 1
 	t.Logf("%d requests in %s caused %d fetches (max %d)", requests, elapsed.Round(time.Millisecond), fetches, maxFetches)
 	if fetches > maxFetches {
@@ -240,9 +240,9 @@ func TestKeyManager_JWKSDownAtStartIsUnavailableAndRecoversWhenItComesUp(t *test
 
 func TestKeyManager_BrokenJWKSKeepsLastGoodKeys(t *testing.T) {
 	k1 := rsaKey(t, "rsa-a", "k1", "RS256")
-	weak := testKey{kid: "weak", alg: "RS256", priv: poolKey(t, "rsa1024-a")}
+	weak := testKey{KID: "weak", Alg: "RS256", Priv: poolKey(t, "rsa1024-a")}
 	enc := k1
-	enc.kid, enc.use = "enc-only", "enc"
+	enc.KID, enc.Use = "enc-only", "enc"
 	cases := []struct {
 		name   string
 		status int
@@ -269,7 +269,7 @@ func TestKeyManager_BrokenJWKSKeepsLastGoodKeys(t *testing.T) {
 			_, err := f.auth(mint(t, k1, f.claims(), nil))
 			checkErr(t, err, nil)
 
-			f.jwks.serve(tc.status, tc.ctype, tc.body)
+			f.jwks.Serve(tc.status, tc.ctype, tc.body)
 			err = km.RefreshNow(context.Background())
 			if err == nil {
 				t.Fatal("RefreshNow of a broken JWKS returned nil")
@@ -298,7 +298,7 @@ func TestKeyManager_BrokenJWKSKeepsLastGoodKeys(t *testing.T) {
 			checkErr(t, err, nil)
 
 			// Repaired: the next refresh clears the error.
-			f.jwks.publish(t, k1)
+			f.jwks.Publish(t, k1)
 			must(t, km.RefreshNow(context.Background()))
 			if st := km.Status(); st.LastError != "" || !st.LastErrorAt.IsZero() {
 				t.Fatalf("LastError after repair = %q", st.LastError)
@@ -463,10 +463,10 @@ func TestKeyManager_FailingDiscoveryMakesUnknownIssuersUnavailableAndIsFloored(t
 
 func TestKeyManager_CertificatePEMVerifiesWhateverTheKidWithoutFetching(t *testing.T) {
 	k := rsaKey(t, "rsa-a", "", "RS256")
-	rsaPriv := k.priv.(*rsa.PrivateKey)
+	rsaPriv := k.Priv.(*rsa.PrivateKey)
 	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfSignedCert(t, rsaPriv)}))
 	ek := ecKey(t, "p256-a", "")
-	pkix, err := x509.MarshalPKIXPublicKey(ek.public())
+	pkix, err := x509.MarshalPKIXPublicKey(ek.Public())
 	must(t, err)
 	pubPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pkix}))
 	pkcs1PEM := string(pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&rsaPriv.PublicKey)}))
@@ -487,18 +487,18 @@ func TestKeyManager_CertificatePEMVerifiesWhateverTheKidWithoutFetching(t *testi
 			f.build()
 			for _, kid := range []string{"", "anything", "k1"} {
 				g := tc.good
-				g.kid = kid
+				g.KID = kid
 				_, err := f.auth(mint(t, g, f.claims(), nil))
 				checkErr(t, err, nil)
 				b := tc.bad
-				b.kid = kid
+				b.KID = kid
 				_, err = f.auth(mint(t, b, f.claims(), nil))
 				checkErr(t, err, ErrBadSignature)
 			}
 			if st := km.Status(); st.Fetches != 0 {
 				t.Fatalf("a pinned Key Manager fetched %d times", st.Fetches)
 			}
-			if f.jwks.hits.Load() != 0 {
+			if f.jwks.Hits.Load() != 0 {
 				t.Fatal("JWKS server was contacted")
 			}
 		})
@@ -507,7 +507,7 @@ func TestKeyManager_CertificatePEMVerifiesWhateverTheKidWithoutFetching(t *testi
 		f := newFixture(t)
 		f.add(testTenant, Definition{Name: "pinned", Issuer: testIssuer, CertificatePEM: certPEM})
 		f.build()
-		_, err := f.auth(mint(t, testKey{kid: "x", alg: "PS256", priv: rsaPriv}, f.claims(), nil))
+		_, err := f.auth(mint(t, testKey{KID: "x", Alg: "PS256", Priv: rsaPriv}, f.claims(), nil))
 		checkErr(t, err, nil)
 		_, err = f.auth(mint(t, ek, f.claims(), nil))
 		checkErr(t, err, ErrUnknownKey)
@@ -544,7 +544,7 @@ func TestKeyManager_JWKSOverTLSWithCAFileAndRedirectToPlainHTTPIsRefused(t *test
 	if !strings.Contains(down.Status().LastError, "redirect changes scheme") {
 		t.Fatalf("LastError = %q", down.Status().LastError)
 	}
-	if plain.hits.Load() != 0 {
+	if plain.Hits.Load() != 0 {
 		t.Fatal("the plain-HTTP target of the redirect was fetched")
 	}
 
@@ -586,14 +586,14 @@ func TestParseJWKS_KeepsOnlyUsablePublicSigningKeys(t *testing.T) {
 	rk := rsaKey(t, "rsa-a", "rsa", "RS256")
 	ek := ecKey(t, "p256-a", "ec")
 	edk := edKey(t, "ed-a", "ed")
-	priv, err := jwk.FromRaw(rk.priv)
+	priv, err := jwk.FromRaw(rk.Priv)
 	must(t, err)
 	must(t, priv.Set(jwk.KeyIDKey, "private"))
 	privJSON := mustJSON(t, priv)
 	enc := rk
-	enc.kid, enc.use = "enc", "enc"
+	enc.KID, enc.Use = "enc", "enc"
 	noAlg := ek
-	noAlg.kid, noAlg.noAlg = "no-alg", true
+	noAlg.KID, noAlg.NoAlg = "no-alg", true
 	doc := `{"keys":[` + strings.Join([]string{
 		string(mustJSON(t, jwkOf(t, rk))),
 		string(mustJSON(t, jwkOf(t, ek))),
@@ -601,7 +601,7 @@ func TestParseJWKS_KeepsOnlyUsablePublicSigningKeys(t *testing.T) {
 		string(mustJSON(t, jwkOf(t, noAlg))),
 		string(privJSON),
 		string(mustJSON(t, jwkOf(t, enc))),
-		string(mustJSON(t, jwkOf(t, testKey{kid: "weak", alg: "RS256", priv: poolKey(t, "rsa1024-a")}))),
+		string(mustJSON(t, jwkOf(t, testKey{KID: "weak", Alg: "RS256", Priv: poolKey(t, "rsa1024-a")}))),
 		`{"kty":"oct","kid":"hmac","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}`,
 	}, ",") + `]}`
 	ks, err := parseJWKS([]byte(doc))

@@ -11,13 +11,13 @@ import (
 func TestRevocation_MirroredECDSASignatureIsRevokedToo(t *testing.T) {
 	keys := []testKey{
 		ecKey(t, "p256-a", "es256"),
-		{kid: "es384", alg: "ES384", priv: poolKey(t, "p384-a")},
+		{KID: "es384", Alg: "ES384", Priv: poolKey(t, "p384-a")},
 	}
 	f := newFixture(t, keys...)
 	f.add(testTenant, f.def("idp"))
 	g := f.build()
 	for _, k := range keys {
-		t.Run(k.alg, func(t *testing.T) {
+		t.Run(k.Alg, func(t *testing.T) {
 			claims := with(f.claims(), map[string]any{"jti": nil})
 			tok := mint(t, k, claims, nil)
 			mirror, ok := MirrorECDSAToken(tok)
