@@ -18,12 +18,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -73,12 +69,7 @@ func newAtkEnv(t *testing.T) *atkEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "attack"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM := fakeidp.SelfSignedPEM(t, priv, "attack", false)
 	dead := httptest.NewServer(http.NotFoundHandler())
 	deadURL := dead.URL + "/introspect"
 	dead.Close()
@@ -97,7 +88,7 @@ func newAtkEnv(t *testing.T) *atkEnv {
 	reg, err := keymanagers.NewRegistry(map[string][]*keymanagers.KeyManager{
 		"acme": {
 			build("acme", keymanagers.Definition{Name: "pinned", Issuer: atkIssuer,
-				CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))}),
+				CertificatePEM: certPEM}),
 			build("acme", keymanagers.Definition{Name: "hmac", Issuer: atkHMACIssuer, SharedSecret: atkSharedSecret}),
 		},
 		"down": {

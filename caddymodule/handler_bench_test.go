@@ -3,10 +3,6 @@ package caddymodule
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -30,15 +26,9 @@ func benchHandler(b *testing.B, forward []ForwardClaim) (*Handler, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		b.Fatal(err)
-	}
 	def, err := keymanagers.Prepare(keymanagers.Definition{
 		Name: "bench", Issuer: "https://idp.bench.test", Audiences: []string{"https://api.bench.test"},
-		CertificatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		CertificatePEM: fakeidp.SelfSignedPEM(b, priv, "bench", false),
 	}, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -3,20 +3,19 @@ package keymanagers
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
 )
 
 func TestAuthenticate_AcceptsValidTokenForEachAsymmetricAlgorithm(t *testing.T) {
@@ -614,7 +613,7 @@ func TestAuthenticate_NeverFetchesJKUX5UOrTrustsX5C(t *testing.T) {
 	f.clock.Advance(time.Hour - time.Minute) // past the refresh floor: unknown kids may refetch the real JWKS
 	legitHits := f.jwks.Hits.Load()
 
-	cert := selfSignedCert(t, attacker.Priv.(*rsa.PrivateKey))
+	cert := fakeidp.SelfSigned(t, attacker.Priv, "attacker", false)
 	jku := map[string]any{"jku": evil.JWKSURL()}
 	x5u := map[string]any{"x5u": evil.URL + "/cert.pem"}
 	x5c := map[string]any{"x5c": []string{base64.StdEncoding.EncodeToString(cert)}}
@@ -655,19 +654,6 @@ func mustJSON(tb testing.TB, v any) []byte {
 	b, err := json.Marshal(v)
 	must(tb, err)
 	return b
-}
-
-func selfSignedCert(tb testing.TB, key *rsa.PrivateKey) []byte {
-	tb.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "attacker"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	must(tb, err)
-	return der
 }
 
 func TestAuthenticate_TenantsAreIsolated(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
+
 	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
@@ -464,7 +466,7 @@ func TestKeyManager_FailingDiscoveryMakesUnknownIssuersUnavailableAndIsFloored(t
 func TestKeyManager_CertificatePEMVerifiesWhateverTheKidWithoutFetching(t *testing.T) {
 	k := rsaKey(t, "rsa-a", "", "RS256")
 	rsaPriv := k.Priv.(*rsa.PrivateKey)
-	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfSignedCert(t, rsaPriv)}))
+	certPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fakeidp.SelfSigned(t, rsaPriv, "attacker", false)}))
 	ek := ecKey(t, "p256-a", "")
 	pkix, err := x509.MarshalPKIXPublicKey(ek.Public())
 	must(t, err)

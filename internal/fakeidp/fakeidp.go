@@ -15,7 +15,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -315,4 +319,27 @@ func (idp *IdP) Mint(claims map[string]any) string {
 		all[k] = v
 	}
 	return Mint(idp.tb, idp.Key, all, map[string]any{jws.TypeKey: "at+jwt"})
+}
+
+// ---------------------------------------------------------------------------
+// Certificates
+
+// SelfSigned is a certificate (DER) for k's public key, signed by k,
+// valid from an hour ago to an hour from now; ca makes it a CA.
+func SelfSigned(tb testing.TB, k crypto.Signer, cn string, ca bool) []byte {
+	tb.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: ca, BasicConstraintsValid: ca}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		tb.Fatalf("self-signed certificate: %v", err)
+	}
+	return der
+}
+
+// SelfSignedPEM is SelfSigned as a PEM CERTIFICATE block.
+func SelfSignedPEM(tb testing.TB, k crypto.Signer, cn string, ca bool) string {
+	tb.Helper()
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: SelfSigned(tb, k, cn, ca)}))
 }

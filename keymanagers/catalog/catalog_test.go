@@ -2,13 +2,7 @@ package catalog
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"io/fs"
 	"math/big"
@@ -20,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
 )
@@ -352,17 +348,7 @@ var messages = map[string]string{}
 
 func selfSignedPEM(t *testing.T) []byte {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "corp ca"}, IsCA: true,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return []byte(fakeidp.SelfSignedPEM(t, fakeidp.PoolKey(t, "p256-corp-ca"), "corp ca", true))
 }
 
 // TestCatalog_TypedFailures proves each rule answers with its typed error
