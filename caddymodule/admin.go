@@ -108,6 +108,8 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		return a.revoke(w, r)
 	case len(parts) == 3 && parts[1] == "applications":
 		return a.serveApplications(w, r, parts[0], parts[2])
+	case len(parts) == 4 && parts[1] == "applications" && parts[3] == "token":
+		return a.serveApplicationToken(w, r, parts[0], parts[2])
 	case len(parts) == 2 && parts[1] == "":
 		tenant := parts[0]
 		switch r.Method {
@@ -174,7 +176,8 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 
 // apiError turns the catalog's typed failures into admin API errors:
 // field errors 400, ErrInvalid 400, ErrNotFound 404, ErrConflict 409,
-// ErrPrecondition 412, ErrUnavailable 503, anything else 500. Errors that
+// ErrPrecondition 412, ErrUnavailable 503, ErrUpstream 502, anything
+// else 500. Errors that
 // are already API errors pass unchanged.
 func apiError(err error) error {
 	if err == nil {
@@ -196,6 +199,8 @@ func apiError(err error) error {
 		status = http.StatusPreconditionFailed
 	case errors.Is(err, catalog.ErrUnavailable):
 		status = http.StatusServiceUnavailable
+	case errors.Is(err, catalog.ErrUpstream):
+		status = http.StatusBadGateway
 	}
 	return caddy.APIError{HTTPStatus: status, Err: err}
 }
@@ -327,8 +332,11 @@ func (a *adminAPI) discover(w http.ResponseWriter, r *http.Request) error {
 	if def.IntrospectionURL == "" {
 		def.IntrospectionURL = md.IntrospectionEndpoint
 	}
-	if def.TokenURL == "" && def.IntrospectionAuth == keymanagers.AuthBearer {
+	if def.TokenURL == "" && (def.IntrospectionAuth == keymanagers.AuthBearer || def.EnableTokenGeneration) {
 		def.TokenURL = md.TokenEndpoint
+	}
+	if def.RegistrationEndpoint == "" && def.EnableOAuthAppCreation {
+		def.RegistrationEndpoint = md.RegistrationEndpoint
 	}
 	return writeJSON(w, http.StatusOK, def.Redacted())
 }

@@ -30,6 +30,9 @@ func (a *adminAPI) serveApplications(w http.ResponseWriter, r *http.Request, ten
 			}
 			a.audit(r, tenant, "application "+ap.ID, "create")
 			w.Header().Set("ETag", v.ETag)
+			if v.Application.Registered {
+				w.Header().Set("Cache-Control", "no-store") // it carries the client secret, this once
+			}
 			return writeJSON(w, http.StatusCreated, v)
 		}
 		return methodNotAllowed(r, "GET", "POST")
@@ -63,7 +66,11 @@ func (a *adminAPI) serveApplications(w http.ResponseWriter, r *http.Request, ten
 		w.Header().Set("ETag", v.ETag)
 		return writeJSON(w, http.StatusOK, v)
 	case http.MethodDelete:
-		if err := cat.DeleteApplication(r.Context(), tenant, id, r.Header.Get("If-Match")); err != nil {
+		opts, err := deleteOptions(r)
+		if err != nil {
+			return err
+		}
+		if err := cat.DeleteApplicationWith(r.Context(), tenant, id, r.Header.Get("If-Match"), opts); err != nil {
 			return err
 		}
 		a.audit(r, tenant, "application "+id, "delete")

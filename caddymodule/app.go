@@ -238,6 +238,7 @@ func (a *App) prepare(def keymanagers.Definition, expand bool) (keymanagers.Defi
 		def.ClientID = repl.ReplaceKnown(def.ClientID, "")
 		def.ClientSecret = repl.ReplaceKnown(def.ClientSecret, "")
 		def.SharedSecret = repl.ReplaceKnown(def.SharedSecret, "")
+		def.RegistrationAccessToken = repl.ReplaceKnown(def.RegistrationAccessToken, "")
 	}
 	prepared, err := keymanagers.Prepare(def, conn)
 	return prepared, conn, err

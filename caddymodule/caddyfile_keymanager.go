@@ -194,6 +194,20 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 				return nil, d.ArgErr()
 			}
 			def.InsecureDiscovery = true
+		case "enable_oauth_app_creation", "enable_token_generation":
+			// Developer keys (RFC 7591): docs/connectors.md.
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if field == "enable_oauth_app_creation" {
+				def.EnableOAuthAppCreation = true
+			} else {
+				def.EnableTokenGeneration = true
+			}
+		case "registration_endpoint":
+			err = str(&def.RegistrationEndpoint)
+		case "registration_access_token":
+			err = str(&def.RegistrationAccessToken)
 		case "clock_skew":
 			err = dur(&def.ClockSkew)
 		case "introspection_cache_ttl":

@@ -23,6 +23,20 @@ type Application struct {
 	// Subscriptions are the API names the application may call on routes
 	// that require a subscription.
 	Subscriptions []string `json:"subscriptions,omitempty"`
+
+	// Developer keys (RFC 7591, see registration.go and the catalog).
+	// Register asks the admin API to create the client at the Key Manager
+	// (request only; client_id must then be empty). The metadata below is
+	// sent to the Key Manager and kept. Registered is set by the gateway
+	// when it created the client; ClientSecret is returned once, in the
+	// answer to that create, and masked in every later answer.
+	Register           bool     `json:"register,omitempty"`
+	ClientName         string   `json:"client_name,omitempty"`
+	GrantTypes         []string `json:"grant_types,omitempty"`
+	RedirectURIs       []string `json:"redirect_uris,omitempty"`
+	RegistrationScopes []string `json:"registration_scopes,omitempty"`
+	Registered         bool     `json:"registered,omitempty"`
+	ClientSecret       string   `json:"client_secret,omitempty"`
 }
 
 // Validate checks an application on its own.
@@ -34,9 +48,13 @@ func (a *Application) Validate() error {
 	if a.KeyManager == "" {
 		errs = append(errs, FieldError{"key_manager", "is required"})
 	}
-	if a.ClientID == "" {
-		errs = append(errs, FieldError{"client_id", "is required"})
+	switch {
+	case a.Register && a.ClientID != "":
+		errs = append(errs, FieldError{"client_id", "must be empty with register: true (the Key Manager assigns it)"})
+	case !a.Register && a.ClientID == "":
+		errs = append(errs, FieldError{"client_id", "is required (or register: true to have the Key Manager create the client)"})
 	}
+	errs = append(errs, a.validateRegistration()...)
 	for i, s := range append(slices.Clone(a.Scopes), a.DenyScopes...) {
 		if s == "" || !validScopeToken(s) {
 			errs = append(errs, FieldError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not a scope token", s)})
@@ -81,6 +99,9 @@ func (r *Registry) WithApplications(apps map[string][]*Application) (*Registry, 
 		for i, a := range list {
 			if err := a.Validate(); err != nil {
 				return nil, fmt.Errorf("tenant %q: application[%d] (%s): %v", tenant, i, a.ID, err)
+			}
+			if a.Register || a.ClientSecret != "" {
+				return nil, fmt.Errorf("tenant %q: application %q: register and client_secret are for the admin API only (it registers the client at the Key Manager)", tenant, a.ID)
 			}
 			if ids[a.ID] {
 				return nil, fmt.Errorf("tenant %q: application %q is defined twice", tenant, a.ID)

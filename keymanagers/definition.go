@@ -169,6 +169,22 @@ type Definition struct {
 	// TokenHandling elects which tokens this Key Manager handles on the
 	// opaque path (introspection). No rules: any token.
 	TokenHandling []TokenHandlingRule `json:"token_handling,omitempty"`
+
+	// Developer keys (RFC 7591/7592, see registration.go): applications
+	// may be registered at this Key Manager, and the gateway may obtain
+	// tokens for the applications it registered (at TokenURL, default
+	// from discovery).
+	EnableOAuthAppCreation bool `json:"enable_oauth_app_creation,omitempty"`
+	EnableTokenGeneration  bool `json:"enable_token_generation,omitempty"`
+	// RegistrationEndpoint is the RFC 7591 endpoint. Default: discovery's
+	// registration_endpoint.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
+	// RegistrationAccessToken is the initial access token sent (as a Bearer
+	// token) to the registration endpoint; a secret, masked like
+	// client_secret. Without it, ClientID/ClientSecret get one from the
+	// token endpoint (client credentials), else the registration is sent
+	// unauthenticated (open registration).
+	RegistrationAccessToken string `json:"registration_access_token,omitempty"`
 }
 
 // ClaimMapping names the claims the principal is read from.

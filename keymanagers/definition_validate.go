@@ -56,6 +56,8 @@ func (d *Definition) Validate() error {
 	checkURL("jwks_url", d.JWKSURL)
 	checkURL("introspection_url", d.IntrospectionURL)
 	checkURL("token_url", d.TokenURL)
+	checkURL("registration_endpoint", d.RegistrationEndpoint)
+	errs = append(errs, d.validateRegistration()...)
 	switch d.IntrospectionAuth {
 	case AuthClientSecretBasic, AuthClientSecretPost, AuthBearer:
 		if d.ClientID == "" && (d.IntrospectionURL != "" || d.TokenValidation == ValidationIntrospection) {

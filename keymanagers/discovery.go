@@ -51,6 +51,7 @@ type Metadata struct {
 	JWKSURI               string `json:"jwks_uri"`
 	IntrospectionEndpoint string `json:"introspection_endpoint,omitempty"`
 	TokenEndpoint         string `json:"token_endpoint,omitempty"`
+	RegistrationEndpoint  string `json:"registration_endpoint,omitempty"`
 }
 
 // FetchMetadata reads and checks a discovery document.
@@ -102,6 +103,7 @@ func CheckMetadata(wellKnown string, md *Metadata, configuredIssuer string, inse
 		{"jwks_uri", md.JWKSURI},
 		{"introspection_endpoint", md.IntrospectionEndpoint},
 		{"token_endpoint", md.TokenEndpoint},
+		{"registration_endpoint", md.RegistrationEndpoint},
 	} {
 		if e.value == "" {
 			continue

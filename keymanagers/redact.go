@@ -14,6 +14,9 @@ func (d Definition) Redacted() Definition {
 	if d.SharedSecret != "" {
 		d.SharedSecret = Mask
 	}
+	if d.RegistrationAccessToken != "" {
+		d.RegistrationAccessToken = Mask
+	}
 	if len(d.Connector) > 0 {
 		var fields map[string]json.RawMessage
 		if json.Unmarshal(d.Connector, &fields) == nil {
@@ -46,7 +49,7 @@ func isSecretField(name string) bool {
 // refused: a caller who cannot read the secret must not be able to send it
 // to a host of their choice.
 func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
-	masked := d.ClientSecret == Mask || d.SharedSecret == Mask
+	masked := d.ClientSecret == Mask || d.SharedSecret == Mask || d.RegistrationAccessToken == Mask
 	var cur, old map[string]json.RawMessage
 	if len(d.Connector) > 0 && json.Unmarshal(d.Connector, &cur) == nil {
 		for k, v := range cur {
@@ -69,6 +72,9 @@ func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
 	}
 	if d.SharedSecret == Mask {
 		d.SharedSecret = prev.SharedSecret
+	}
+	if d.RegistrationAccessToken == Mask {
+		d.RegistrationAccessToken = prev.RegistrationAccessToken
 	}
 	changed := false
 	for k, v := range cur {
@@ -96,6 +102,8 @@ func endpointChange(d, prev Definition, cur, old map[string]json.RawMessage) str
 		return "introspection_url"
 	case d.TokenURL != prev.TokenURL:
 		return "token_url"
+	case d.RegistrationEndpoint != prev.RegistrationEndpoint:
+		return "registration_endpoint"
 	case d.InsecureDiscovery && !prev.InsecureDiscovery:
 		return "insecure_discovery" // discovery may now name http:// endpoints
 	case (d.TLS == nil) != (prev.TLS == nil) || d.TLS != nil && *d.TLS != *prev.TLS:

@@ -18,8 +18,12 @@ type ApplicationView struct {
 }
 
 func (a *apiApp) view() ApplicationView {
+	ap := a.app
+	if a.rec.Registration != nil {
+		ap.ClientSecret = keymanagers.Mask // shown once, at registration
+	}
 	return ApplicationView{Tenant: a.tenant, Source: "api", ETag: a.rec.etag(), Created: a.rec.Created,
-		Updated: a.rec.Updated, Application: a.app}
+		Updated: a.rec.Updated, Application: ap}
 }
 
 // Applications lists a tenant's applications: config ones, then API ones
@@ -64,8 +68,22 @@ func (c *Catalog) appChecks(tenant string) error {
 }
 
 // PutApplication creates (create) or replaces an API-made application.
+// A create with register: true registers the client at the Key Manager
+// first (registration.go).
 func (c *Catalog) PutApplication(ctx context.Context, tenant string, ap keymanagers.Application, ifMatch string, create bool) (ApplicationView, error) {
 	if err := c.appChecks(tenant); err != nil {
+		return ApplicationView{}, err
+	}
+	if create && ap.Register {
+		return c.registerApplication(ctx, tenant, ap)
+	}
+	return c.putApplication(ctx, tenant, ap, ifMatch, create, nil)
+}
+
+// putApplication stores ap; reg is the registration of a new registered
+// application (nil otherwise).
+func (c *Catalog) putApplication(ctx context.Context, tenant string, ap keymanagers.Application, ifMatch string, create bool, reg *keymanagers.RegisteredClient) (ApplicationView, error) {
+	if err := checkRegisteredFields(ap, reg != nil); err != nil {
 		return ApplicationView{}, err
 	}
 	if err := ap.Validate(); err != nil {
@@ -77,7 +95,14 @@ func (c *Catalog) PutApplication(ctx context.Context, tenant string, ap keymanag
 			return fail(ErrConflict, "application %q of tenant %q is defined in the Caddy configuration and is read-only here", ap.ID, tenant)
 		}
 		cur := c.apps[tenant][ap.ID]
-		rec := appRecord{Application: ap, stamp: newStamp(nil)}
+		if cur != nil && cur.rec.Registration != nil {
+			if err := keepRegistration(cur.app, &ap); err != nil {
+				return err
+			}
+			reg = cur.rec.Registration
+		}
+		ap.ClientSecret = ""
+		rec := appRecord{Application: ap, Registration: reg, stamp: newStamp(nil)}
 		switch {
 		case create && cur != nil:
 			return fail(ErrConflict, "application %q of tenant %q already exists", ap.ID, tenant)
@@ -105,9 +130,18 @@ func (c *Catalog) PutApplication(ctx context.Context, tenant string, ap keymanag
 	return v, err
 }
 
-// DeleteApplication deletes an API-made application.
+// DeleteApplication deletes an API-made application, and first its client
+// at the Key Manager when the gateway registered it (registration.go).
 func (c *Catalog) DeleteApplication(ctx context.Context, tenant, id, ifMatch string) error {
+	return c.DeleteApplicationWith(ctx, tenant, id, ifMatch, DeleteOptions{})
+}
+
+// DeleteApplicationWith is DeleteApplication with options.
+func (c *Catalog) DeleteApplicationWith(ctx context.Context, tenant, id, ifMatch string, opts DeleteOptions) error {
 	if err := c.appChecks(tenant); err != nil {
+		return err
+	}
+	if err := c.deregister(ctx, tenant, id, ifMatch, opts); err != nil {
 		return err
 	}
 	return c.write(ctx, func() error {

@@ -72,6 +72,9 @@ type kmRecord struct {
 // appRecord is one API-made application as stored.
 type appRecord struct {
 	Application keymanagers.Application `json:"application"`
+	// Registration is the Key Manager's answer when the gateway
+	// registered the client (secrets included: never shown).
+	Registration *keymanagers.RegisteredClient `json:"registration,omitempty"`
 	stamp
 }
 

@@ -11,6 +11,8 @@
 // Clients:
 //   gateway / gateway-secret    introspection/revocation only (no grants)
 //   cc-client / cc-secret       client_credentials, scope "read write"
+// Registration: POST <issuer>/reg with "Authorization: Bearer $REGISTRATION_IAT"
+//   (default dev-initial-access-token); RFC 7592 delete is enabled.
 import Provider, { errors } from 'oidc-provider'; // errors is a named export (Provider.errors is undefined)
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -31,6 +33,16 @@ const OPAQUE_RS = 'urn:example:opaque';
 const ecKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
 const rsaKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
 
+// Dynamic client registration (RFC 7591) and its management (RFC 7592),
+// for the gateway's developer keys: POST /reg needs the initial access
+// token REGISTRATION_IAT (Bearer); registered clients are deleted with their
+// registration_access_token at registration_client_uri.
+const REGISTRATION_IAT = process.env.REGISTRATION_IAT || 'dev-initial-access-token';
+const registrationFeatures = {
+  registration: { enabled: true, initialAccessToken: REGISTRATION_IAT },
+  registrationManagement: { enabled: true, rotateRegistrationAccessToken: false },
+};
+
 const provider = new Provider(ISSUER, {
   jwks: {
     keys: [
@@ -48,6 +60,7 @@ const provider = new Provider(ISSUER, {
     },
   ],
   features: {
+    ...registrationFeatures,
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     introspection: { enabled: true, allowedPolicy: () => true }, // any authenticated client may introspect (tests)
