@@ -247,8 +247,10 @@ func (km *KeyManager) RegisterClient(ctx context.Context, reg ClientRegistration
 	return &rc, nil
 }
 
-// DeleteClient deletes a registered client (RFC 7592 section 2.3). A
-// client the Key Manager no longer knows (404, 410) counts as deleted.
+// DeleteClient deletes a registered client (RFC 7592 section 2.3): only
+// 204 (or 200) is success. A client the Key Manager no longer knows is
+// answered 401 (RFC 7592 2.3), which cannot be told from a wrong token,
+// and a 404 may be a wrong URL: both are failures.
 func (km *KeyManager) DeleteClient(ctx context.Context, rc RegisteredClient) error {
 	if !rc.Manageable() {
 		return fmt.Errorf("%w: the key manager gave no registration_client_uri and registration_access_token for client %q: delete it at the key manager", ErrRegistrationUnavailable, rc.ClientID)
@@ -264,7 +266,7 @@ func (km *KeyManager) DeleteClient(ctx context.Context, rc RegisteredClient) err
 		return err
 	}
 	switch status {
-	case http.StatusNoContent, http.StatusOK, http.StatusNotFound, http.StatusGone:
+	case http.StatusNoContent, http.StatusOK:
 		return nil
 	}
 	return oauthError(status, data)

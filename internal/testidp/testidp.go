@@ -52,6 +52,15 @@ const (
 	// introspect and revoke any token (HTTP Basic at IntrospectionURL).
 	OIDCIntrospectClientID = "gateway"
 	OIDCIntrospectSecret   = "gateway-secret"
+	// OIDCRegistrationIAT is the initial access token of the RFC 7591
+	// registration endpoint (<issuer>/reg, in discovery); RFC 7592
+	// deletion is enabled.
+	OIDCRegistrationIAT = "dev-initial-access-token"
+	// HydraDCREnv enables Hydra's dynamic client registration (open, no
+	// initial access token) at <public>/oauth2/register with RFC 7592
+	// management (pass it to StartHydraWith). Hydra's discovery document
+	// does not name the endpoint: configure registration_endpoint.
+	HydraDCREnv = "OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED"
 
 	// OIDCResourceJWT issues ES256 at+jwt access tokens (aud = this value).
 	// It is also the default resource when none is requested.
@@ -468,6 +477,10 @@ func (h *Hydra) JWKSURL() string { return h.publicURL + "/.well-known/jwks.json"
 // WellKnownURL is the OpenID discovery document (it has no introspection_endpoint).
 func (h *Hydra) WellKnownURL() string { return h.publicURL + "/.well-known/openid-configuration" }
 
+// RegistrationURL is the RFC 7591 registration endpoint on the public
+// port (enabled with HydraDCREnv=true).
+func (h *Hydra) RegistrationURL() string { return h.publicURL + "/oauth2/register" }
+
 // TokenURL is the public token endpoint.
 func (h *Hydra) TokenURL() string { return h.publicURL + "/oauth2/token" }
 
@@ -626,6 +639,9 @@ func (o *OIDC) JWKSURL() string { return o.issuer + "/jwks" }
 
 // WellKnownURL is <issuer>/.well-known/openid-configuration.
 func (o *OIDC) WellKnownURL() string { return o.issuer + "/.well-known/openid-configuration" }
+
+// RegistrationURL is the RFC 7591 registration endpoint (<issuer>/reg).
+func (o *OIDC) RegistrationURL() string { return o.issuer + "/reg" }
 
 // TokenURL is the token endpoint (from discovery).
 func (o *OIDC) TokenURL() string { return o.tokenURL }
