@@ -86,6 +86,18 @@ func (c *Catalog) putApplication(ctx context.Context, tenant string, ap keymanag
 	if err := checkRegisteredFields(ap, reg != nil); err != nil {
 		return ApplicationView{}, err
 	}
+	if !create {
+		// A registered application keeps its client: fill what the body
+		// leaves out before validating (checked again under the lock).
+		c.mu.Lock()
+		cur := c.apps[tenant][ap.ID]
+		c.mu.Unlock()
+		if cur != nil && cur.rec.Registration != nil {
+			if err := keepRegistration(cur.app, &ap); err != nil {
+				return ApplicationView{}, err
+			}
+		}
+	}
 	if err := ap.Validate(); err != nil {
 		return ApplicationView{}, err
 	}
@@ -100,6 +112,9 @@ func (c *Catalog) putApplication(ctx context.Context, tenant string, ap keymanag
 				return err
 			}
 			reg = cur.rec.Registration
+		}
+		if reg == nil && (ap.Registered || ap.ClientSecret != "") {
+			return keymanagers.FieldErrors{{Field: "registered", Message: "registered and client_secret are set by the gateway when it registers the client (create with register: true)"}}
 		}
 		ap.ClientSecret = ""
 		rec := appRecord{Application: ap, Registration: reg, stamp: newStamp(nil)}
