@@ -87,6 +87,12 @@ caddy-keymanager demo is running (logs in run/). Tokens below are valid for 5 mi
   # an ACME token on Globex's API is refused (401, 900901)
   curl -s -i -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/globex/orders
 
+  # developer keys: register an application at Globex's IdP (RFC 7591; the secret
+  # is shown this once), then get a token for it that Globex's API accepts
+  curl -s -H 'Content-Type: application/json' -d '{"id":"my-app","key_manager":"globex-idp","register":true,"registration_scopes":["read"]}' \
+    http://localhost:2019/keymanagers/globex/applications/
+  curl -s -X POST http://localhost:2019/keymanagers/globex/applications/my-app/token
+
   # a fresh token from ACME's IdP
   curl -s -u cc-client:cc-secret -d grant_type=client_credentials -d 'scope=read write' \\
     -d resource=https://api.example.test http://127.0.0.1:3000/token
