@@ -133,7 +133,10 @@ func keepRegistration(cur keymanagers.Application, ap *keymanagers.Application) 
 }
 
 // deregister deletes the client of a registered application at the Key
-// Manager (RFC 7592), before the application is deleted here. Anything
+// Manager (RFC 7592), before the application is deleted here. When the
+// Key Manager gave no registration_client_uri and
+// registration_access_token there is no way to, and the delete goes on
+// with a warning naming the client. Anything
 // else (a config application, an unknown one, a stale If-Match) is left
 // to the delete itself to report.
 func (c *Catalog) deregister(ctx context.Context, tenant, id, ifMatch string, opts DeleteOptions) error {
@@ -147,6 +150,13 @@ func (c *Catalog) deregister(ctx context.Context, tenant, id, ifMatch string, op
 		return nil
 	}
 	rc := *cur.rec.Registration
+	if !rc.Manageable() {
+		// The Key Manager gave no RFC 7592 management: nothing to call.
+		c.logger.Warn("deleting a registered application whose key manager offers no RFC 7592 deletion: its client is left there",
+			zap.String("tenant", tenant), zap.String("application", id), zap.String("key_manager", cur.app.KeyManager),
+			zap.String("client_id", rc.ClientID))
+		return nil
+	}
 	km, err := c.developerKM(tenant, cur.app.KeyManager)
 	if err == nil {
 		err = km.DeleteClient(ctx, rc)

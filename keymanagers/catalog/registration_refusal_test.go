@@ -124,6 +124,25 @@ func TestDeleteRegisteredApplication_WhenTheIdPRefuses(t *testing.T) {
 	}
 }
 
+// TestDeleteRegisteredApplication_WithoutRFC7592 proves an application
+// whose Key Manager answered without management fields is deleted here
+// without any call to the Key Manager.
+func TestDeleteRegisteredApplication_WithoutRFC7592(t *testing.T) {
+	f := newFakeRegistrar(t)
+	f.answer, f.deleteStatus = `{"client_id":"c1","client_secret":"s3cret-value"}`, http.StatusForbidden
+	c := dcrCatalog(t, nil, fakeDef(f))
+	ctx := context.Background()
+	if _, err := c.PutApplication(ctx, "acme", keymanagers.Application{ID: "shop", KeyManager: "fake", Register: true}, "", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteApplication(ctx, "acme", "shop", ""); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := c.Application("acme", "shop"); !errors.Is(err, ErrNotFound) || f.deletes.Load() != 0 {
+		t.Fatalf("after delete: %v, %d calls to the IdP", err, f.deletes.Load())
+	}
+}
+
 // TestReplaceRegisteredApplication_KeepsTheRegistration proves a PUT of a
 // registered application may change scopes and subscriptions, keeps the
 // client and its secret, and refuses changes the IdP would not see.
