@@ -24,7 +24,7 @@ import (
 // tenant other, "hydra-no-tokens" (no token generation).
 func dcrGateway(t *testing.T) (*adminFixture, *testidp.Hydra, *testidp.OIDC) {
 	t.Helper()
-	hydra := testidp.StartHydraWith(t, map[string]string{testidp.HydraDCREnv: "true"})
+	hydra := testidp.StartHydraDCR(t)
 	node := testidp.StartOIDCProvider(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -44,6 +44,7 @@ func dcrGateway(t *testing.T) (*adminFixture, *testidp.Hydra, *testidp.OIDC) {
 		tenant dev {
 			key_manager hydra {
 				well_known_url %[2]s
+				timeout 20s
 				enable_oauth_app_creation
 				enable_token_generation
 				registration_endpoint %[3]s
@@ -217,6 +218,14 @@ func TestDeveloperKeys_RegisterTokenGatewayDelete(t *testing.T) {
 	resp, body := f.call(t, "GET", "/keymanagers/dev/node", nil, nil)
 	if resp.StatusCode != http.StatusOK || strings.Contains(string(body), testidp.OIDCRegistrationIAT) || !strings.Contains(string(body), `"registration_access_token": "`+keymanagers.Mask) {
 		t.Fatalf("the Key Manager's initial access token must be masked: %d %s", resp.StatusCode, body)
+	}
+	// Import fills the developer-key endpoints from discovery.
+	resp, body = f.call(t, "POST", "/keymanagers/discover", map[string]any{"well_known_url": node.WellKnownURL(),
+		"enable_oauth_app_creation": true, "enable_token_generation": true, "registration_access_token": "iat-value"}, nil)
+	var disc keymanagers.Definition
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &disc) != nil || disc.RegistrationEndpoint != node.RegistrationURL() ||
+		disc.TokenURL != node.TokenURL() || disc.RegistrationAccessToken != keymanagers.Mask {
+		t.Fatalf("discover: %d %s", resp.StatusCode, body)
 	}
 	if resp, body := f.call(t, "DELETE", "/keymanagers/other/applications/no-tokens", nil, nil); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("delete at hydra-no-tokens: %d %s", resp.StatusCode, body)

@@ -146,15 +146,24 @@ func issuerBoundTo(wellKnown, issuer string) bool {
 	return false
 }
 
-func (km *KeyManager) discover(ctx context.Context) error {
+// fetchMetadata reads and checks the Key Manager's discovery document.
+func (km *KeyManager) fetchMetadata(ctx context.Context) (*Metadata, error) {
 	md, err := FetchMetadata(ctx, km.client, km.def.WellKnownURL)
-	if err == nil {
-		configured := ""
-		if km.staticIssuer {
-			configured = km.def.Issuer
-		}
-		err = CheckMetadata(km.def.WellKnownURL, md, configured, km.def.InsecureDiscovery)
+	if err != nil {
+		return nil, err
 	}
+	configured := ""
+	if km.staticIssuer {
+		configured = km.def.Issuer
+	}
+	if err := CheckMetadata(km.def.WellKnownURL, md, configured, km.def.InsecureDiscovery); err != nil {
+		return nil, err
+	}
+	return md, nil
+}
+
+func (km *KeyManager) discover(ctx context.Context) error {
+	md, err := km.fetchMetadata(ctx)
 	if err != nil {
 		km.lastDiscoveryFail.Store(km.now().UnixNano())
 		return km.fail("discovery", err)

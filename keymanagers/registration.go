@@ -112,14 +112,7 @@ func (km *KeyManager) RegistrationEndpoint(ctx context.Context) (string, error) 
 	if km.def.WellKnownURL == "" {
 		return "", fmt.Errorf("%w: no registration_endpoint configured and no well_known_url to discover it", ErrRegistrationUnavailable)
 	}
-	md, err := FetchMetadata(ctx, km.client, km.def.WellKnownURL)
-	if err == nil {
-		configured := ""
-		if km.staticIssuer {
-			configured = km.def.Issuer
-		}
-		err = CheckMetadata(km.def.WellKnownURL, md, configured, km.def.InsecureDiscovery)
-	}
+	md, err := km.fetchMetadata(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%w: discovery: %v", ErrRegistrationUnavailable, scrubURLError(err))
 	}

@@ -462,6 +462,18 @@ func StartHydraWith(t testing.TB, extraEnv map[string]string) *Hydra {
 	return h
 }
 
+// StartHydraDCR is StartHydra with dynamic client registration enabled
+// (HydraDCREnv) and ES256 keys made up front for access and ID tokens:
+// Hydra otherwise generates RSA-4096 keys on the first discovery or token
+// request, which takes seconds on a busy machine and can race.
+func StartHydraDCR(t testing.TB) *Hydra {
+	t.Helper()
+	h := StartHydraWith(t, map[string]string{HydraDCREnv: "true"})
+	h.CreateJWK(t, "hydra.jwt.access-token", "es-1", "ES256")
+	h.CreateJWK(t, "hydra.openid.id-token", "id-es-1", "ES256")
+	return h
+}
+
 // PublicURL is the public endpoint base, e.g. http://127.0.0.1:4444 (no trailing slash).
 func (h *Hydra) PublicURL() string { return h.publicURL }
 

@@ -206,7 +206,7 @@ func TestReplaceRegisteredApplication_KeepsTheRegistration(t *testing.T) {
 // unknown application (404), a bad scope (400) and a scope the IdP refuses
 // (400 from Hydra's invalid_scope).
 func TestApplicationToken_Refusals(t *testing.T) {
-	hydra := testidp.StartHydraWith(t, map[string]string{testidp.HydraDCREnv: "true"})
+	hydra := testidp.StartHydraDCR(t)
 	noTokens := hydraDCRDef(hydra)
 	noTokens.Name, noTokens.EnableTokenGeneration = "no-tokens", false
 	c := dcrCatalog(t, nil, hydraDCRDef(hydra), noTokens)

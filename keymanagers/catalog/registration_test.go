@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kmgate/caddy-keymanager/internal/testidp"
 	"github.com/kmgate/caddy-keymanager/keymanagers"
@@ -40,7 +41,7 @@ func dcrCatalog(t *testing.T, st Storage, defs ...keymanagers.Definition) *Catal
 }
 
 func hydraDCRDef(h *testidp.Hydra) keymanagers.Definition {
-	return keymanagers.Definition{Name: "hydra", WellKnownURL: h.WellKnownURL(), EnableOAuthAppCreation: true,
+	return keymanagers.Definition{Name: "hydra", WellKnownURL: h.WellKnownURL(), Timeout: keymanagers.Duration(20 * time.Second), EnableOAuthAppCreation: true,
 		EnableTokenGeneration: true, RegistrationEndpoint: h.RegistrationURL()}
 }
 
@@ -65,7 +66,7 @@ func secretRefused(t *testing.T, km *keymanagers.KeyManager, id, secret string) 
 // generates a token with the chosen scopes and deletes the client at the
 // IdP (RFC 7592) with the application.
 func TestRegisteredApplication_LifecycleAtRealIdPs(t *testing.T) {
-	hydra := testidp.StartHydraWith(t, map[string]string{testidp.HydraDCREnv: "true"})
+	hydra := testidp.StartHydraDCR(t)
 	node := testidp.StartOIDCProvider(t)
 	cases := []struct {
 		name string
