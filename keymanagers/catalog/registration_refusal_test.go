@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/kmgate/caddy-keymanager/internal/testidp"
 	"github.com/kmgate/caddy-keymanager/keymanagers"
 )
@@ -99,11 +102,17 @@ func TestDeleteRegisteredApplication_WhenTheIdPRefuses(t *testing.T) {
 		t.Run(http.StatusText(status), func(t *testing.T) {
 			f := newFakeRegistrar(t)
 			f.answer, f.deleteStatus = goodAnswer, status
-			c := dcrCatalog(t, nil, fakeDef(f))
+			core, logs := observer.New(zap.DebugLevel)
+			c := dcrCatalogLogged(t, nil, zap.New(core), fakeDef(f))
 			ctx := context.Background()
 			if _, err := c.PutApplication(ctx, "acme", keymanagers.Application{ID: "shop", KeyManager: "fake", Register: true}, "", true); err != nil {
 				t.Fatal(err)
 			}
+			defer func() {
+				if !logsContain(logs, "c1") || logsContain(logs, "s3cret-value") || logsContain(logs, "rat-1") {
+					t.Fatal("the forced delete must log the client id, never its secret or registration token")
+				}
+			}()
 			err := c.DeleteApplication(ctx, "acme", "shop", "")
 			if !errors.Is(err, ErrUpstream) || !strings.Contains(err.Error(), "nothing was deleted") {
 				t.Fatalf("error %v, want ErrUpstream saying nothing was deleted", err)

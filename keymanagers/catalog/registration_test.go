@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,12 +17,35 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/kmgate/caddy-keymanager/internal/testidp"
 	"github.com/kmgate/caddy-keymanager/keymanagers"
 )
 
 // dcrCatalog is a catalog whose tenant acme has the config Key Managers defs.
 func dcrCatalog(t *testing.T, st Storage, defs ...keymanagers.Definition) *Catalog {
+	return dcrCatalogLogged(t, st, nil, defs...)
+}
+
+// logsContain reports whether any logged message or field holds s.
+func logsContain(logs *observer.ObservedLogs, s string) bool {
+	for _, e := range logs.All() {
+		if strings.Contains(e.Message, s) {
+			return true
+		}
+		for k, v := range e.ContextMap() {
+			if strings.Contains(k, s) || strings.Contains(fmt.Sprint(v), s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dcrCatalogLogged is dcrCatalog logging to logger (nil: none).
+func dcrCatalogLogged(t *testing.T, st Storage, logger *zap.Logger, defs ...keymanagers.Definition) *Catalog {
 	t.Helper()
 	var kms []*keymanagers.KeyManager
 	for _, d := range defs {
@@ -33,6 +57,7 @@ func dcrCatalog(t *testing.T, st Storage, defs ...keymanagers.Definition) *Catal
 		kms = append(kms, rt.KeyManager)
 	}
 	return newTestCatalog(t, func(c *Config) {
+		c.Logger = logger
 		c.ConfigTenants = map[string][]*keymanagers.KeyManager{"acme": kms}
 		if st != nil {
 			c.Storage = st
@@ -78,7 +103,8 @@ func TestRegisteredApplication_LifecycleAtRealIdPs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newMem()
-			c := dcrCatalog(t, st, tc.def)
+			core, logs := observer.New(zap.DebugLevel)
+			c := dcrCatalogLogged(t, st, zap.New(core), tc.def)
 			ctx := context.Background()
 			v, err := c.PutApplication(ctx, "acme", keymanagers.Application{ID: "shop", KeyManager: tc.def.Name, Register: true,
 				ClientName: "Shop", RegistrationScopes: []string{"read", "write"}}, "", true)
@@ -122,6 +148,11 @@ func TestRegisteredApplication_LifecycleAtRealIdPs(t *testing.T) {
 				t.Fatalf("after delete: %v", err)
 			}
 			secretRefused(t, c.Runtime("acme", tc.def.Name), ap.ClientID, secret)
+			for what, v := range map[string]string{"client secret": secret, "access token": tok.AccessToken, "initial access token": testidp.OIDCRegistrationIAT} {
+				if logsContain(logs, v) {
+					t.Fatalf("the %s was logged", what)
+				}
+			}
 		})
 	}
 }
