@@ -24,17 +24,27 @@ type fakeRegistrar struct {
 	contentType  string
 	deleteStatus int
 	deletes      atomic.Int32
+	auth         atomic.Value // the Authorization of the last registration
 }
 
 func newFakeRegistrar(t *testing.T) *fakeRegistrar {
 	f := &fakeRegistrar{contentType: "application/json", deleteStatus: http.StatusNoContent}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodPost:
+		switch {
+		case r.URL.Path == "/token": // the gateway's own client, for the registration's token
+			id, secret, _ := r.BasicAuth()
+			if id != "gw" || secret != "gw-secret" || r.FormValue("grant_type") != "client_credentials" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"gw-token","token_type":"bearer","expires_in":60}`))
+		case r.Method == http.MethodPost:
+			f.auth.Store(r.Header.Get("Authorization"))
 			w.Header().Set("Content-Type", f.contentType)
 			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte(strings.ReplaceAll(f.answer, "$URL", f.srv.URL)))
-		case http.MethodDelete:
+		case r.Method == http.MethodDelete:
 			if r.Header.Get("Authorization") != "Bearer rat-1" {
 				w.WriteHeader(http.StatusUnauthorized)
 				return
@@ -89,6 +99,39 @@ func TestRegisterClient_RefusesAnswersThatBreakTheRFCs(t *testing.T) {
 			}
 			if len(c.Applications("acme")) != 0 {
 				t.Fatal("an application was stored")
+			}
+		})
+	}
+}
+
+// TestRegisterClient_AuthenticatesAsConfigured proves the registration
+// carries the initial access token, else a client-credentials token of the
+// Key Manager's own client, else nothing (open registration).
+func TestRegisterClient_AuthenticatesAsConfigured(t *testing.T) {
+	cases := []struct {
+		name string
+		mut  func(d *keymanagers.Definition)
+		want string
+	}{
+		{"initial access token", func(d *keymanagers.Definition) {
+			d.RegistrationAccessToken, d.ClientID, d.ClientSecret = "iat-1", "gw", "gw-secret"
+		}, "Bearer iat-1"},
+		{"token of the gateway's client", func(d *keymanagers.Definition) { d.ClientID, d.ClientSecret = "gw", "gw-secret" }, "Bearer gw-token"},
+		{"open registration", func(*keymanagers.Definition) {}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeRegistrar(t)
+			f.answer = goodAnswer
+			def := fakeDef(f)
+			def.TokenURL = f.srv.URL + "/token"
+			tc.mut(&def)
+			c := dcrCatalog(t, nil, def)
+			if _, err := c.PutApplication(context.Background(), "acme", keymanagers.Application{ID: "shop", KeyManager: "fake", Register: true}, "", true); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := f.auth.Load().(string); got != tc.want {
+				t.Fatalf("Authorization %q, want %q", got, tc.want)
 			}
 		})
 	}
