@@ -27,6 +27,10 @@ type Gateway struct {
 	// revocationsSynced is the unix-nano time of the last successful
 	// revocation sync (0: never; see MarkRevocationsSynced).
 	revocationsSynced atomic.Int64
+
+	// DPoP (dpop_replay.go): accepted proofs' jti, and server nonces.
+	replay *replayCache
+	nonces *nonceSource
 }
 
 type projection struct {
@@ -43,7 +47,7 @@ func NewGateway(reg *Registry, cache *ResultCache, logger *zap.Logger, now func(
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{cache: cache, logger: logger, now: now}
+	g := &Gateway{cache: cache, logger: logger, now: now, replay: newReplayCache(0), nonces: newNonceSource()}
 	g.reg.Store(reg)
 	g.SetProjectedClaims(nil)
 	return g
@@ -188,6 +192,10 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 	p.fpHash = km.fpHash
 	p.claimSet = proj.id
 	p.ExpiresAt = soft
+	var err error
+	if p.binding, err = bindingOf(claims); err != nil {
+		return nil, err
+	}
 	var kept [][2]string
 	for _, n := range proj.names {
 		if raw, ok := claims[n]; ok {
