@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -139,55 +138,6 @@ func (h *Handler) writeChallenges(w http.ResponseWriter, r *http.Request, e *key
 		w.Header().Add("WWW-Authenticate", challenge(keymanagers.SchemeBearer, !dpopReq))
 	}
 	w.Header().Add("WWW-Authenticate", challenge(keymanagers.SchemeDPoP, dpopReq || mode == keymanagers.BindingRequired))
-}
-
-// unmarshalSenderConstraint parses the handler's sender-constraint and
-// resource subdirectives; handled is false for any other.
-//
-//	dpop required|allowed|off
-//	dpop_nonce
-//	external_origin https://api.example.com
-//	resource https://api.example.com/orders
-func (h *Handler) unmarshalSenderConstraint(d *caddyfile.Dispenser) (handled bool, err error) {
-	switch d.Val() {
-	case "dpop":
-		v, err := oneArg(d)
-		if err != nil {
-			return true, err
-		}
-		switch v {
-		case keymanagers.BindingRequired, keymanagers.BindingAllowed, keymanagers.BindingOff:
-		default:
-			return true, d.Errf("dpop: %q is not one of required, allowed, off", v)
-		}
-		h.DPoP = v
-	case "dpop_nonce":
-		if d.NextArg() {
-			return true, d.ArgErr()
-		}
-		h.DPoPNonce = true
-	case "external_origin":
-		v, err := oneArg(d)
-		if err != nil {
-			return true, err
-		}
-		h.ExternalOrigin = v
-		if err := (&Handler{ExternalOrigin: v}).validateSenderConstraint(); err != nil {
-			return true, d.Err(err.Error())
-		}
-	case "resource":
-		v, err := oneArg(d)
-		if err != nil {
-			return true, err
-		}
-		if _, err := metadataURL(v); err != nil {
-			return true, d.Errf("resource: %v", err)
-		}
-		h.Resource = v
-	default:
-		return false, nil
-	}
-	return true, nil
 }
 
 // The binding metric: requests allowed, by the binding they used (four

@@ -13,8 +13,6 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/kmgate/caddy-keymanager/keymanagers"
@@ -29,8 +27,6 @@ import (
 
 func init() {
 	caddy.RegisterModule(ResourceMetadata{})
-	httpcaddyfile.RegisterHandlerDirective("keymanager_resource_metadata", parseResourceMetadataDirective)
-	httpcaddyfile.RegisterDirectiveOrder("keymanager_resource_metadata", httpcaddyfile.Before, "keymanager")
 }
 
 // wellKnownPrefix is the RFC 9728 well-known path.
@@ -224,28 +220,8 @@ func splitHostPort(hostport string) (string, string, error) {
 	return u.Hostname(), u.Port(), nil
 }
 
-func parseResourceMetadataDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(ResourceMetadata)
-	return m, m.UnmarshalCaddyfile(h.Dispenser)
-}
-
-// UnmarshalCaddyfile parses `keymanager_resource_metadata` (no arguments,
-// no block): it serves the documents of every keymanager handler of this
-// config that names a `resource`.
-func (m *ResourceMetadata) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	if d.NextBlock(0) {
-		return d.Errf("keymanager_resource_metadata: takes no block (unknown %q)", d.Val())
-	}
-	return nil
-}
-
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*ResourceMetadata)(nil)
 	_ caddyhttp.MiddlewareHandler = (*ResourceMetadata)(nil)
-	_ caddyfile.Unmarshaler       = (*ResourceMetadata)(nil)
 )
