@@ -88,9 +88,10 @@ func (h *Handler) validateSenderConstraint() error {
 }
 
 // writeChallenges sets the WWW-Authenticate challenges of a 401 or 403:
-// the error goes on the scheme the request used; the other scheme the
-// route accepts is offered without an error. Every challenge carries
-// resource_metadata when the route names its resource.
+// the error goes on the scheme the request used (DPoP for proof errors and
+// for bound tokens sent as Bearer); the other scheme the route accepts is
+// offered without an error. Every challenge carries resource_metadata when
+// the route names its resource.
 func (h *Handler) writeChallenges(w http.ResponseWriter, r *http.Request, e *keymanagers.Error, resp edgeResponse, realm string, required []string) {
 	mode := h.route.DPoPMode()
 	dpopReq := authScheme(r) == keymanagers.SchemeDPoP && r.Header.Get("Authorization") != ""
@@ -130,7 +131,11 @@ func (h *Handler) writeChallenges(w http.ResponseWriter, r *http.Request, e *key
 		b.WriteString(resMeta)
 		return b.String()
 	}
-	if mode == keymanagers.BindingOff {
+	// A route that does not set dpop itself keeps the one Bearer challenge
+	// for Bearer requests (DPoP is then offered by Key Managers, which the
+	// route may not know before the token is read), unless the denial is
+	// about DPoP.
+	if mode == keymanagers.BindingOff || (mode == "" && !dpopReq) {
 		w.Header().Set("WWW-Authenticate", challenge(keymanagers.SchemeBearer, true))
 		return
 	}
