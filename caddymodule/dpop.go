@@ -87,13 +87,37 @@ func (h *Handler) validateSenderConstraint() error {
 	return nil
 }
 
+// challengeMode is the DPoP mode the route's challenges follow: its own,
+// else the one every Key Manager it accepts agrees on (required or off),
+// else "" (mixed or allowed: the one Bearer challenge, DPoP only when the
+// request or the denial is about DPoP).
+func (h *Handler) challengeMode() string {
+	if m := h.route.DPoPMode(); m != "" {
+		return m
+	}
+	kms := h.acceptedKeyManagers()
+	if len(kms) == 0 {
+		return ""
+	}
+	mode := kms[0].Definition().DPoP
+	for _, km := range kms[1:] {
+		if km.Definition().DPoP != mode {
+			return ""
+		}
+	}
+	if mode == keymanagers.BindingRequired || mode == keymanagers.BindingOff {
+		return mode
+	}
+	return ""
+}
+
 // writeChallenges sets the WWW-Authenticate challenges of a 401 or 403:
 // the error goes on the scheme the request used (DPoP for proof errors and
 // for bound tokens sent as Bearer); the other scheme the route accepts is
 // offered without an error. Every challenge carries resource_metadata when
 // the route names its resource.
 func (h *Handler) writeChallenges(w http.ResponseWriter, r *http.Request, e *keymanagers.Error, resp edgeResponse, realm string, required []string) {
-	mode := h.route.DPoPMode()
+	mode := h.challengeMode()
 	dpopReq := authScheme(r) == keymanagers.SchemeDPoP && r.Header.Get("Authorization") != ""
 	errCode := resp.bearer
 	switch e.Kind {

@@ -99,25 +99,10 @@ func metadataOf(resource string, hs []*Handler) ProtectedResourceMetadata {
 	dpopRequired, dpopOffered := true, false
 	certRequired := true
 	for _, h := range hs {
-		t := h.app.gateway.Registry().Tenant(h.Tenant)
-		var kms []*keymanagers.KeyManager
-		if t != nil {
-			if len(h.KeyManagers) == 0 {
-				kms = t.KeyManagers()
-			} else {
-				for _, n := range h.KeyManagers {
-					if km := t.KeyManager(n); km != nil {
-						kms = append(kms, km)
-					}
-				}
-			}
-		}
+		kms := h.acceptedKeyManagers()
 		routeMode := h.route.DPoPMode()
 		for _, km := range kms {
 			def := km.Definition()
-			if !def.IsEnabled() {
-				continue
-			}
 			md.AuthorizationServers = append(md.AuthorizationServers, km.Issuer())
 			mode := routeMode
 			if mode == "" {
@@ -142,6 +127,28 @@ func metadataOf(resource string, hs []*Handler) ProtectedResourceMetadata {
 	}
 	md.TLSClientCertificateBoundAccessTokens = certRequired && len(md.AuthorizationServers) > 0
 	return md
+}
+
+// acceptedKeyManagers are the enabled Key Managers a handler with a fixed
+// tenant accepts, in the current registry (nil for a placeholder tenant).
+func (h *Handler) acceptedKeyManagers() []*keymanagers.KeyManager {
+	if h.dynTenant {
+		return nil
+	}
+	t := h.app.gateway.Registry().Tenant(h.Tenant)
+	if t == nil {
+		return nil
+	}
+	var kms []*keymanagers.KeyManager
+	for _, km := range t.KeyManagers() {
+		if len(h.KeyManagers) > 0 && !slices.Contains(h.KeyManagers, km.Name()) {
+			continue
+		}
+		if def := km.Definition(); def.IsEnabled() {
+			kms = append(kms, km)
+		}
+	}
+	return kms
 }
 
 func sortedUnique(l []string) []string {
