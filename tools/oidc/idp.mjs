@@ -11,6 +11,7 @@
 // Clients:
 //   gateway / gateway-secret    introspection/revocation only (no grants)
 //   cc-client / cc-secret       client_credentials, scope "read write"
+// DPoP is enabled: send a DPoP proof to /token for a DPoP-bound token.
 import Provider, { errors } from 'oidc-provider'; // errors is a named export (Provider.errors is undefined)
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -52,6 +53,9 @@ const provider = new Provider(ISSUER, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true, allowedPolicy: () => true }, // any authenticated client may introspect (tests)
     revocation: { enabled: true, allowedPolicy: () => true },
+    // DPoP (RFC 9449): a client_credentials request with a DPoP proof gets a
+    // DPoP-bound token (cnf.jkt); without a proof, a bearer token.
+    dPoP: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => JWT_RS, // used when no resource= is sent
