@@ -10,7 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kmgate/caddy-keymanager/internal/fakeidp"
 	"github.com/kmgate/caddy-keymanager/keymanagers"
@@ -275,4 +278,64 @@ func tlsStateWith(t *testing.T, der []byte, verified bool) *tls.ConnectionState 
 		st.VerifiedChains = [][]*x509.Certificate{{c}}
 	}
 	return st
+}
+
+func TestServeHTTP_BindingMetricCountsAllowedRequests(t *testing.T) {
+	initMetrics()
+	e := newHTEnv(t)
+	client := fakeidp.EC(t, "p256-dpop-client", "")
+	bound := e.mint(t, map[string]any{"cnf": map[string]any{"jkt": fakeidp.Thumbprint(t, client)}})
+	h := e.handler(t, Handler{Tenant: htTenant})
+	before := map[string]float64{}
+	for b, c := range bindingMetric.by {
+		before[b] = counterValue(t, c)
+	}
+	htServe(h, dpopRequest(bound, fakeidp.DPoPProof(t, client, "GET", dpopTestURI, bound, time.Now(), nil)), nil)
+	htServe(h, htRequest("GET", "/orders/1", e.mint(t, nil)), nil)
+	htServe(h, htRequest("GET", "/orders/1", bound), nil) // refused: not counted
+	for b, want := range map[string]float64{"dpop": 1, "none": 1, "mtls": 0, "dpop+mtls": 0} {
+		if got := counterValue(t, bindingMetric.by[b]) - before[b]; got != want {
+			t.Errorf("bindings_total{binding=%q} rose by %v, want %v", b, got, want)
+		}
+	}
+}
+
+func TestCaddyfile_SenderConstraintOptionsAreChecked(t *testing.T) {
+	for _, c := range []struct {
+		name, body, wantErr string
+	}{
+		{"all options", "dpop required\n dpop_nonce\n external_origin https://api.example.com\n resource https://api.example.com/orders", ""},
+		{"unknown dpop mode", "dpop sometimes", "dpop: \"sometimes\" is not one of required, allowed, off"},
+		{"dpop without a value", "dpop", "dpop: expected a value"},
+		{"dpop_nonce with a value", "dpop_nonce yes", "wrong argument count"},
+		{"nonce with dpop off", "dpop off\n dpop_nonce", "dpop_nonce needs dpop allowed or required"},
+		{"external origin with a path", "external_origin https://api.example.com/v1", "is not an origin"},
+		{"external origin without scheme", "external_origin api.example.com", "is not an origin"},
+		{"resource with a query", "resource https://api.example.com/orders?x=1", "no query or fragment"},
+		{"resource not absolute", "resource /orders", "not an absolute http(s) URL"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("keymanager acme {\n " + c.body + "\n}")
+			var h Handler
+			err := h.UnmarshalCaddyfile(d)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("error %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, c.wantErr)
+			case c.wantErr != "" && !strings.Contains(err.Error(), "Testfile:"):
+				t.Fatalf("error %v does not name the file and line", err)
+			}
+		})
+	}
+	d := caddyfile.NewTestDispenser("keymanager_resource_metadata extra")
+	if err := new(ResourceMetadata).UnmarshalCaddyfile(d); err == nil {
+		t.Fatal("keymanager_resource_metadata took an argument")
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	var m dto.Metric
+	must(t, c.Write(&m))
+	return m.GetCounter().GetValue()
 }
