@@ -438,6 +438,17 @@ func TestJWKThumbprint_MatchesJWXForEachKeyType(t *testing.T) {
 	}
 }
 
+// TestJWKThumbprint_RFC7638Example is the worked example of RFC 7638
+// section 3.1 (members beyond the required ones are ignored).
+func TestJWKThumbprint_RFC7638Example(t *testing.T) {
+	const example = `{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}`
+	got, err := JWKThumbprint([]byte(example))
+	must(t, err)
+	if want := "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"; got != want {
+		t.Fatalf("thumbprint %s, want %s", got, want)
+	}
+}
+
 func TestJWKThumbprint_RefusesNonCanonicalAndWeakKeys(t *testing.T) {
 	ec := jwkJSON(t, ecKey(t, "p256-a", ""))
 	rs := jwkJSON(t, rsaKey(t, "rsa-a", "", "RS256"))
