@@ -8,13 +8,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"math/big"
 	"net/url"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // DPoP proofs (RFC 9449). A proof is a JWT the client signs with its own
@@ -86,10 +86,10 @@ func parseDPoPProof(proof string) (*dpopProof, error) {
 	if err != nil {
 		return nil, proofErr("header: " + err.Error())
 	}
-	if typ, _ := claimString(hdr["typ"]); !strings.EqualFold(typ, "dpop+jwt") {
+	if typ, _ := jsonString(hdr["typ"]); !strings.EqualFold(typ, "dpop+jwt") {
 		return nil, proofErr("typ is not dpop+jwt")
 	}
-	alg, _ := claimString(hdr["alg"])
+	alg, _ := jsonString(hdr["alg"])
 	if !dpopAlgAllowed(alg) {
 		return nil, proofErr("alg " + safeAlg(alg) + " is not an allowed DPoP algorithm")
 	}
@@ -120,30 +120,53 @@ func parseDPoPProof(proof string) (*dpopProof, error) {
 	}
 	p := &dpopProof{thumbprint: tp}
 	var ok bool
-	if p.jti, ok = claimString(claims["jti"]); !ok || p.jti == "" || len(p.jti) > maxJTILen {
+	if p.jti, ok = jsonString(claims["jti"]); !ok || p.jti == "" || len(p.jti) > maxJTILen {
 		return nil, proofErr("jti missing, not a string or too long")
 	}
-	if p.htm, ok = claimString(claims["htm"]); !ok || p.htm == "" {
+	if p.htm, ok = jsonString(claims["htm"]); !ok || p.htm == "" {
 		return nil, proofErr("htm missing or not a string")
 	}
-	if p.htu, ok = claimString(claims["htu"]); !ok || p.htu == "" {
+	if p.htu, ok = jsonString(claims["htu"]); !ok || p.htu == "" {
 		return nil, proofErr("htu missing or not a string")
 	}
 	if p.iat, ok = numericDate(claims["iat"]); !ok {
 		return nil, proofErr("iat missing or not a NumericDate")
 	}
 	if raw, present := claims["ath"]; present {
-		if p.ath, ok = claimString(raw); !ok {
+		if p.ath, ok = jsonString(raw); !ok {
 			return nil, proofErr("ath is not a string")
 		}
 	}
 	if raw, present := claims["nonce"]; present {
-		if p.nonce, ok = claimString(raw); !ok {
+		if p.nonce, ok = jsonString(raw); !ok {
 			return nil, proofErr("nonce is not a string")
 		}
 		p.hasNonce = true
 	}
 	return p, nil
+}
+
+// jsonString reads a JSON string member (numbers and other types are
+// refused, unlike claimString). Plain ASCII strings alias raw, which the
+// caller never changes: no allocation on the request path.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, c := range inner {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			var v string
+			if json.Unmarshal(raw, &v) != nil {
+				return "", false
+			}
+			return v, true
+		}
+	}
+	if len(inner) == 0 {
+		return "", true
+	}
+	return unsafe.String(&inner[0], len(inner)), true
 }
 
 func dpopAlgAllowed(alg string) bool {
@@ -180,19 +203,19 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, [32]byte, error) {
 		}
 	}
 	member := func(n string) (string, []byte, bool) {
-		s, ok := claimString(m[n])
+		s, ok := jsonString(m[n])
 		if !ok || s == "" {
 			return "", nil, false
 		}
 		b, err := b64(s)
 		return s, b, err == nil
 	}
-	kty, _ := claimString(m["kty"])
+	kty, _ := jsonString(m["kty"])
 	var canon string
 	var pub crypto.PublicKey
 	switch kty {
 	case "EC":
-		crv, _ := claimString(m["crv"])
+		crv, _ := jsonString(m["crv"])
 		var curve elliptic.Curve
 		switch crv {
 		case "P-256":
@@ -229,7 +252,7 @@ func parseProofJWK(raw json.RawMessage) (crypto.PublicKey, [32]byte, error) {
 		pub = k
 		canon = `{"e":"` + es + `","kty":"RSA","n":"` + ns + `"}`
 	case "OKP":
-		crv, _ := claimString(m["crv"])
+		crv, _ := jsonString(m["crv"])
 		xs, x, ok := member("x")
 		if crv != "Ed25519" || !ok || len(x) != ed25519.PublicKeySize {
 			return nil, tp, proofErr("jwk: unsupported OKP key")
@@ -284,10 +307,10 @@ func (g *Gateway) checkDPoPProof(req *Request, now time.Time) (*dpopProof, error
 	if p.ath == "" {
 		return nil, proofErr("ath missing")
 	}
-	ath := sha256.Sum256([]byte(req.Token))
+	ath := sha256.Sum256(unsafe.Slice(unsafe.StringData(req.Token), len(req.Token)))
 	var want [43]byte
 	base64.RawURLEncoding.Encode(want[:], ath[:])
-	if subtle.ConstantTimeCompare([]byte(p.ath), want[:]) != 1 {
+	if p.ath != string(want[:]) { // not a secret: the token's hash
 		return nil, proofErr("ath does not match the access token")
 	}
 	if req.Route != nil && req.Route.dpopNonce {

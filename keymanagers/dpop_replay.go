@@ -59,11 +59,9 @@ func newReplayCache(capacity int) *replayCache {
 // record remembers (thumbprint, jti): ErrDPoPReplay if it was seen before,
 // ErrDPoPReplayFull if its shard is full.
 func (c *replayCache) record(tp *[32]byte, jti string, now time.Time) error {
-	h := sha256.New()
-	h.Write(tp[:])
-	h.Write([]byte(jti))
-	var sum [32]byte
-	h.Sum(sum[:0])
+	var buf [32 + maxJTILen]byte
+	copy(buf[:32], tp[:])
+	sum := sha256.Sum256(buf[:32+copy(buf[32:], jti)])
 	var k replayKey
 	copy(k[:], sum[:16])
 	s := &c.shards[binary.LittleEndian.Uint64(sum[16:24])%replayShards]

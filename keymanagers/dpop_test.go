@@ -127,6 +127,10 @@ func TestAuthorize_DPoPProofIsVerifiedOnEveryCheck(t *testing.T) {
 		}, ErrDPoPProof},
 		{"iat a string", func() []string { return []string{e.proof(t, tok, map[string]any{"iat": "now"})} }, ErrDPoPProof},
 		{"no jti", func() []string { return []string{e.proof(t, tok, map[string]any{"jti": nil})} }, ErrDPoPProof},
+		{"jti a number", func() []string { return []string{e.proof(t, tok, map[string]any{"jti": 12345})} }, ErrDPoPProof},
+		{"htu with a backslash (decoded on the slow path) differs", func() []string {
+			return []string{e.proof(t, tok, map[string]any{"htu": "https://api.example.com/orders/1\u0000"})}
+		}, ErrDPoPProof},
 		{"proof key is not the token's", func() []string {
 			return []string{fakeidp.DPoPProof(t, e.other, "GET", dpopURI, tok, now, nil)}
 		}, ErrDPoPKeyMismatch},
