@@ -571,3 +571,13 @@ func TestBindingModes_AreValidated(t *testing.T) {
 		t.Fatalf("Validate = %v, want errors naming dpop and certificate_bound", err)
 	}
 }
+
+func TestAuthenticate_RefusesBoundTokensItCannotCheck(t *testing.T) {
+	e := newDPoPEnv(t, nil, RouteConfig{})
+	_, err := e.f.auth(e.token(t, e.jkt(t)))
+	checkErr(t, err, ErrBoundAsBearer)
+	_, err = e.f.auth(e.token(t, map[string]any{"x5t#S256": fakeidp.Thumbprint(t, e.client)}))
+	checkErr(t, err, ErrCertificateMissing)
+	_, err = e.f.auth(e.token(t, nil))
+	checkErr(t, err, nil)
+}

@@ -106,13 +106,22 @@ const maxFieldLen = 0xffff
 
 // Authenticate validates token for tenant on route, without the route's
 // authorization rules (see Authorize, which hosts call). It returns the
-// principal, or an error that Classify maps to the edge response.
+// principal, or an error that Classify maps to the edge response. The
+// token is taken as a plain bearer token with no client certificate: a
+// bound token is refused (only Authorize checks proofs and certificates).
 func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route, token string) (*Principal, error) {
 	t := g.reg.Load().tenants[tenant]
 	if t == nil {
 		return nil, ErrUnknownTenant
 	}
-	return g.authenticate(ctx, t, route, token)
+	p, err := g.authenticate(ctx, t, route, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBinding(&Request{Route: route, Scheme: SchemeBearer}, p, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // authenticate validates token against one tenant of one registry
