@@ -339,3 +339,30 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	must(t, c.Write(&m))
 	return m.GetCounter().GetValue()
 }
+
+func TestHandlerValidate_SenderConstraintOptions(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		h       Handler
+		dyn     bool
+		wantErr string
+		origin  string
+	}{
+		{"origin with a trailing slash is trimmed", Handler{ExternalOrigin: "https://api.example.com/"}, false, "", "https://api.example.com"},
+		{"origin with a query", Handler{ExternalOrigin: "https://api.example.com?x"}, false, "external_origin", ""},
+		{"resource with a placeholder tenant", Handler{Resource: "https://api.example.com/orders"}, true, "resource needs a fixed tenant", ""},
+		{"resource with a fixed tenant", Handler{Resource: "https://api.example.com/orders"}, false, "", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := c.h
+			h.dynTenant = c.dyn
+			err := h.validateSenderConstraint()
+			if (c.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+			if c.origin != "" && h.ExternalOrigin != c.origin {
+				t.Fatalf("external_origin %q, want %q", h.ExternalOrigin, c.origin)
+			}
+		})
+	}
+}
