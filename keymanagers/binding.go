@@ -2,7 +2,6 @@ package keymanagers
 
 import (
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -122,15 +121,6 @@ func (p *Principal) boundTo(kind byte) (string, bool) {
 	return "", false
 }
 
-// BoundJKT returns the token's cnf.jkt (base64url), if it is DPoP-bound.
-func (p *Principal) BoundJKT() (string, bool) {
-	v, ok := p.boundTo(cnfJKT)
-	if !ok {
-		return "", false
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(v)), true
-}
-
 // dpopMode is the DPoP mode that applies: the route's when it sets one,
 // else the Key Manager's.
 func dpopMode(route *Route, km *KeyManager) string {
@@ -216,6 +206,3 @@ func (r *Route) DPoPMode() string {
 	}
 	return r.dpop
 }
-
-// DPoPNonces reports whether the route requires server nonces in proofs.
-func (r *Route) DPoPNonces() bool { return r != nil && r.dpopNonce }
