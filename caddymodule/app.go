@@ -62,6 +62,9 @@ type App struct {
 
 	claimsMu  *sync.Mutex
 	projected []string
+	// resources are the protected resources of this config's keymanager
+	// handlers (resource_metadata.go).
+	resources *resourceRegistry
 }
 
 // TenantConfig is one tenant's configuration (keymanagers.Tenant is the
@@ -88,6 +91,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.ctx = ctx
 	a.claimsMu = new(sync.Mutex)
+	a.resources = new(resourceRegistry) // resource_metadata.go
 	maxTTL := time.Duration(a.MaxTTL)
 	if maxTTL == 0 {
 		maxTTL = keymanagers.DefaultMaxTTL

@@ -32,6 +32,10 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		api NAME
 //		require_subscription
 //		require_claim CLAIM_PATH VALUE...
+//		dpop required|allowed|off
+//		dpop_nonce
+//		external_origin ORIGIN
+//		resource URL
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -131,6 +135,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.RequireClaim = append(h.RequireClaim, ClaimRequirement{Claim: args[0], Values: args[1:]})
 		default:
+			if handled, err := h.unmarshalSenderConstraint(d); handled { // dpop.go
+				if err != nil {
+					return err
+				}
+				continue
+			}
 			return d.Errf("keymanager: unknown subdirective %q", d.Val())
 		}
 	}

@@ -31,6 +31,8 @@ import (
 //		introspection_auth client_secret_basic|client_secret_post|bearer|none
 //		token_url URL             # for introspection_auth bearer
 //		token_type_hint HINT|none
+//		dpop required|allowed|off
+//		certificate_bound required|allowed
 //		stale_if_error DURATION
 //		breaker_threshold N
 //		breaker_cooldown DURATION
@@ -128,6 +130,10 @@ func parseKeyManager(d *caddyfile.Dispenser, name string) (*keymanagers.Definiti
 			err = str(&def.TokenURL)
 		case "token_type_hint":
 			err = str(&def.TokenTypeHint)
+		case "dpop": // sender-constrained tokens (keymanagers/binding.go)
+			err = str(&def.DPoP)
+		case "certificate_bound":
+			err = str(&def.CertificateBound)
 		case "stale_if_error":
 			err = dur(&def.StaleIfError)
 		case "breaker_cooldown":

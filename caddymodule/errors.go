@@ -30,6 +30,8 @@ var edge = map[keymanagers.Kind]edgeResponse{
 	keymanagers.KindUnavailable:       {http.StatusServiceUnavailable, 900900, "Unclassified Authentication Failure", ""},
 	keymanagers.KindInternal:          {http.StatusInternalServerError, 900900, "Unclassified Authentication Failure", ""},
 	keymanagers.KindBadRequest:        {http.StatusBadRequest, 0, "Bad Request", ""},
+	keymanagers.KindInvalidProof:      {http.StatusUnauthorized, 900901, "Invalid Credentials", "invalid_dpop_proof"},
+	keymanagers.KindNonceRequired:     {http.StatusUnauthorized, 900901, "Invalid Credentials", "use_dpop_nonce"},
 }
 
 // errorBody is the WSO2-compatible JSON error body.
@@ -58,20 +60,7 @@ func (h *Handler) deny(w http.ResponseWriter, r *http.Request, repl *caddy.Repla
 	}
 	switch {
 	case resp.status == http.StatusUnauthorized || resp.status == http.StatusForbidden && resp.bearer != "":
-		var b strings.Builder
-		b.WriteString(`Bearer realm=`)
-		b.WriteString(quote(realm))
-		if resp.bearer != "" {
-			b.WriteString(`, error="`)
-			b.WriteString(resp.bearer)
-			b.WriteString(`", error_description=`)
-			b.WriteString(quote(e.Description))
-		}
-		if len(required) > 0 {
-			b.WriteString(`, scope=`)
-			b.WriteString(quote(strings.Join(required, " ")))
-		}
-		w.Header().Set("WWW-Authenticate", b.String())
+		h.writeChallenges(w, r, e, resp, realm, required) // dpop.go
 	case resp.status == http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
 	}

@@ -29,7 +29,8 @@ const DefaultMaxTokenSize = 8 << 10
 //
 // Placeholders set on success: {keymanager.tenant}, {keymanager.key_manager},
 // {keymanager.issuer}, {keymanager.subject}, {keymanager.client_id},
-// {keymanager.scopes}, {keymanager.claims.NAME} and {http.auth.user.id}.
+// {keymanager.scopes}, {keymanager.claims.NAME}, {keymanager.binding}
+// (none, dpop, mtls or dpop+mtls) and {http.auth.user.id}.
 // On failure: {keymanager.error.code}, {keymanager.error.message},
 // {keymanager.error.description} and {keymanager.error.reason} (the
 // stable reason id, docs/troubleshooting.md).
@@ -69,11 +70,32 @@ type Handler struct {
 	// RequireClaim lists claim requirements; all must hold.
 	RequireClaim []ClaimRequirement `json:"require_claim,omitempty"`
 
+	// Sender-constrained tokens and protected-resource metadata (dpop.go,
+	// resource_metadata.go).
+	//
+	// DPoP overrides the Key Managers' dpop mode on this route: required,
+	// allowed or off (default: each Key Manager's, itself allowed by
+	// default).
+	DPoP string `json:"dpop,omitempty"`
+	// DPoPNonce requires a server nonce in DPoP proofs (use_dpop_nonce,
+	// DPoP-Nonce header; RFC 9449 section 9).
+	DPoPNonce bool `json:"dpop_nonce,omitempty"`
+	// ExternalOrigin (scheme://host[:port]) is the origin clients use when
+	// another proxy is in front of Caddy; DPoP proofs' htu is compared with
+	// it and the request path. Default: this connection's scheme and Host.
+	ExternalOrigin string `json:"external_origin,omitempty"`
+	// Resource is this API's resource identifier (RFC 9728): its metadata
+	// is served by keymanager_resource_metadata and 401 challenges carry
+	// resource_metadata.
+	Resource string `json:"resource,omitempty"`
+
 	app       *App
 	route     *keymanagers.Route
 	dynTenant bool
 	forward   []forwardHeader
 	logger    *zap.Logger
+	// resourceMeta is the metadata URL of Resource ("" without one).
+	resourceMeta string
 }
 
 // ForwardClaim copies one claim into one upstream request header.
@@ -161,13 +183,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		claims = append(claims, f.Claim)
 	}
 	h.app.addProjectedClaims(claims)
+	if h.Resource != "" {
+		h.resourceMeta, _ = metadataURL(h.Resource) // checked in Validate
+		h.app.resources.add(h)
+	}
 	return nil
 }
 
 // routeConfig is the handler's authorization rules for the domain.
 func (h *Handler) routeConfig() keymanagers.RouteConfig {
 	c := keymanagers.RouteConfig{KeyManagers: h.KeyManagers, Strategy: h.ScopeStrategy, Unmatched: h.Unmatched,
-		API: h.API, RequireSubscription: h.RequireSubscription}
+		API: h.API, RequireSubscription: h.RequireSubscription, DPoP: h.DPoP, DPoPNonce: h.DPoPNonce}
 	for _, r := range h.Scope {
 		c.Scopes = append(c.Scopes, scopes.Rule{Method: r.Method, Path: r.Path, Scopes: r.Scopes, Match: r.Match})
 	}
@@ -198,6 +224,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.RequireSubscription && h.API == "" {
 		return errors.New("keymanager: require_subscription needs api NAME")
+	}
+	if err := h.validateSenderConstraint(); err != nil {
+		return err
 	}
 	if h.dynTenant {
 		return nil
@@ -237,12 +266,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		req.Tenant = repl.ReplaceAll(h.Tenant, "")
 	}
 	req.Token, req.TokenErr = h.extractToken(r)
+	h.senderConstraint(r, &req)
 	p, err := h.app.gateway.Authorize(r.Context(), &req)
 	if err != nil {
 		h.observeDenial(req.Tenant, p, err)
 		return h.deny(w, r, repl, req.Tenant, err)
 	}
 	h.observe(req.Tenant, p.KeyManager, p.Cached)
+	h.observeBinding(p.Binding)
+	if h.DPoPNonce {
+		w.Header().Set("DPoP-Nonce", h.app.gateway.DPoPNonce())
+	}
 	if repl != nil {
 		repl.Map(principalPlaceholders(p))
 	}
@@ -257,11 +291,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !h.KeepToken {
 		r.Header.Del("Authorization")
+		r.Header.Del("DPoP")
 	}
 	return next.ServeHTTP(w, r)
 }
 
-// extractToken reads the bearer token from the Authorization header.
+// extractToken reads the access token from the Authorization header
+// (Bearer or DPoP scheme; senderConstraint tells which).
 func (h *Handler) extractToken(r *http.Request) (string, error) {
 	vals := r.Header.Values("Authorization")
 	if len(vals) == 0 {
@@ -274,10 +310,15 @@ func (h *Handler) extractToken(r *http.Request) (string, error) {
 	if len(v) > h.MaxTokenSize+len("Bearer ") {
 		return "", keymanagers.ErrTokenTooLarge
 	}
-	if len(v) < 7 || !strings.EqualFold(v[:7], "Bearer ") {
+	var tok string
+	switch {
+	case len(v) >= 7 && strings.EqualFold(v[:7], "Bearer "):
+		tok = strings.TrimLeft(v[7:], " ")
+	case len(v) >= 5 && strings.EqualFold(v[:5], "DPoP "):
+		tok = strings.TrimLeft(v[5:], " ")
+	default:
 		return "", keymanagers.ErrNoToken
 	}
-	tok := strings.TrimLeft(v[7:], " ")
 	if tok == "" {
 		return "", keymanagers.ErrNoToken
 	}
@@ -312,6 +353,8 @@ func principalPlaceholders(p *keymanagers.Principal) caddy.ReplacerFunc {
 			return p.ClientID, true
 		case "scopes":
 			return p.Scopes, true
+		case "binding":
+			return p.Binding, true
 		}
 		if name, ok := strings.CutPrefix(key, "keymanager.claims."); ok {
 			v, _ := p.Claim(name) // an absent claim is empty, not left literal

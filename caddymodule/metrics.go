@@ -46,6 +46,7 @@ func initMetrics() {
 		metrics.hit = metrics.cache.WithLabelValues("hit")
 		metrics.miss = metrics.cache.WithLabelValues("miss")
 		metrics.ok.Store(&map[string]map[string]prometheus.Counter{})
+		initBindingMetric() // dpop.go
 	})
 }
 
@@ -86,7 +87,7 @@ func (a *App) registerMetrics(ctx caddy.Context) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.validations, metrics.denials, metrics.cache, &kmCollector{app: a}} {
+	for _, c := range []prometheus.Collector{metrics.validations, metrics.denials, metrics.cache, bindingMetric.vec, &kmCollector{app: a}} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -116,6 +117,8 @@ func outcomeLabel(kind keymanagers.Kind) string {
 		return "unavailable"
 	case keymanagers.KindBadRequest:
 		return "bad_request"
+	case keymanagers.KindInvalidProof, keymanagers.KindNonceRequired:
+		return "invalid_proof"
 	}
 	return "error"
 }

@@ -20,6 +20,10 @@ type Route struct {
 	api          string
 	requireSub   bool
 	neededClaims []string
+	// Sender-constrained tokens (binding.go): the route's DPoP mode (""
+	// follows each Key Manager's) and whether proofs need a server nonce.
+	dpop      string
+	dpopNonce bool
 }
 
 // RouteConfig is a route's authorization rules as users write them.
@@ -37,6 +41,11 @@ type RouteConfig struct {
 	RequireSubscription bool
 	// RequireClaims must all hold.
 	RequireClaims []ClaimRule
+	// DPoP overrides the Key Managers' dpop mode on this route: required,
+	// allowed or off ("" follows each Key Manager). DPoPNonce requires a
+	// server nonce in every proof (RFC 9449 section 9).
+	DPoP      string
+	DPoPNonce bool
 }
 
 // ClaimRule is one claim requirement: the claim at the dot path must equal
@@ -49,7 +58,13 @@ type ClaimRule struct {
 // CompileRoute checks and compiles a route's rules. The Caddyfile adapter
 // and the handler both call it, so a route that adapts also provisions.
 func CompileRoute(c RouteConfig) (*Route, error) {
-	r := &Route{KeyManagers: c.KeyManagers, api: c.API, requireSub: c.RequireSubscription}
+	r := &Route{KeyManagers: c.KeyManagers, api: c.API, requireSub: c.RequireSubscription, dpop: c.DPoP, dpopNonce: c.DPoPNonce}
+	if err := validBindingMode(c.DPoP, true); err != nil {
+		return nil, fmt.Errorf("dpop: %v", err)
+	}
+	if c.DPoPNonce && c.DPoP == BindingOff {
+		return nil, errors.New("dpop_nonce needs dpop allowed or required")
+	}
 	if len(c.Scopes) > 0 || c.Unmatched != "" || c.Strategy != "" {
 		p, err := scopes.Compile(scopes.Config{Rules: c.Scopes, Strategy: c.Strategy, Unmatched: c.Unmatched})
 		if err != nil {
@@ -104,13 +119,27 @@ type Request struct {
 	// for the route's scope rules.
 	Method      string
 	EscapedPath string
+
+	// Sender constraint (binding.go). Scheme is the authorization scheme
+	// the token came with, SchemeBearer or SchemeDPoP; DPoPProofs are the
+	// request's DPoP header values (exactly one is accepted); URI is the
+	// request URI as the client sent it (scheme, host, path; no query),
+	// compared with the proof's htu. ClientCertSHA256 is the SHA-256 of
+	// the client certificate the TLS server verified, when HasClientCert.
+	Scheme           string
+	DPoPProofs       []string
+	URI              string
+	ClientCertSHA256 [32]byte
+	HasClientCert    bool
 }
 
 // Authorize is the one call a host makes per request. On one registry
 // snapshot it checks, in this order:
 //
 //  1. the tenant;
+//     then, for a DPoP request, the proof (binding.go);
 //  2. the token (cache, JWT verification or introspection, revocations);
+//     then its binding (DPoP key, client certificate), cache hits included;
 //  3. the application's scopes (gateway-granted scopes added to the
 //     application's own tokens, denied scopes removed from all);
 //  4. the subscription, when the route requires one;
@@ -129,9 +158,16 @@ func (g *Gateway) Authorize(ctx context.Context, req *Request) (*Principal, erro
 	if req.TokenErr != nil {
 		return nil, req.TokenErr
 	}
+	proof, err := g.checkRequestProof(req, g.now())
+	if err != nil {
+		return nil, err
+	}
 	p, err := g.authenticate(ctx, t, req.Route, req.Token)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkBinding(req, p, proof); err != nil {
+		return p, err
 	}
 	return p, authorizePrincipal(t, req, p)
 }

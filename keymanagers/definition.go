@@ -150,6 +150,17 @@ type Definition struct {
 	// RequireATJWT refuses JWTs whose typ header is not at+jwt (RFC 9068).
 	RequireATJWT bool `json:"require_at_jwt,omitempty"`
 
+	// DPoP is required, allowed (default) or off: required refuses
+	// tokens that are not DPoP-bound (cnf.jkt) and presented with a DPoP
+	// proof; allowed checks the proof of bound tokens and lets unbound
+	// ones through as bearer tokens; off refuses the DPoP scheme and
+	// bound tokens. A route's dpop overrides it.
+	DPoP string `json:"dpop,omitempty"`
+	// CertificateBound is required or allowed (default): required refuses
+	// tokens without cnf.x5t#S256 (RFC 8705); either way a token that has
+	// one must come with that client certificate.
+	CertificateBound string `json:"certificate_bound,omitempty"`
+
 	ClockSkew             Duration `json:"clock_skew,omitempty"`
 	IntrospectionCacheTTL Duration `json:"introspection_cache_ttl,omitempty"`
 	NegativeCacheTTL      Duration `json:"negative_cache_ttl,omitempty"`

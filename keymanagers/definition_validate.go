@@ -102,6 +102,7 @@ func (d *Definition) Validate() error {
 	if len(d.AdditionalIssuers) > 0 && d.Issuer == "" {
 		add("issuer", "additional_issuers need issuer to be set")
 	}
+	errs = append(errs, d.bindingErrors()...)
 	switch d.TokenValidation {
 	case ValidationJWT, ValidationIntrospection, ValidationAuto:
 	default:

@@ -19,6 +19,9 @@ const (
 	KindUnknownTenant                 // 404
 	KindUnavailable                   // 503, 900900
 	KindBadRequest                    // 400
+	// Sender-constrained tokens (RFC 9449): 401 with a DPoP challenge.
+	KindInvalidProof  // 401, error="invalid_dpop_proof"
+	KindNonceRequired // 401, error="use_dpop_nonce" and a DPoP-Nonce
 )
 
 // Error is a classified authentication failure. Description is safe to show

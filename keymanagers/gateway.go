@@ -27,6 +27,10 @@ type Gateway struct {
 	// revocationsSynced is the unix-nano time of the last successful
 	// revocation sync (0: never; see MarkRevocationsSynced).
 	revocationsSynced atomic.Int64
+
+	// DPoP (dpop_replay.go): accepted proofs' jti, and server nonces.
+	replay *replayCache
+	nonces *nonceSource
 }
 
 type projection struct {
@@ -43,7 +47,7 @@ func NewGateway(reg *Registry, cache *ResultCache, logger *zap.Logger, now func(
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{cache: cache, logger: logger, now: now}
+	g := &Gateway{cache: cache, logger: logger, now: now, replay: newReplayCache(0), nonces: newNonceSource()}
 	g.reg.Store(reg)
 	g.SetProjectedClaims(nil)
 	return g
@@ -102,13 +106,22 @@ const maxFieldLen = 0xffff
 
 // Authenticate validates token for tenant on route, without the route's
 // authorization rules (see Authorize, which hosts call). It returns the
-// principal, or an error that Classify maps to the edge response.
+// principal, or an error that Classify maps to the edge response. The
+// token is taken as a plain bearer token with no client certificate: a
+// bound token is refused (only Authorize checks proofs and certificates).
 func (g *Gateway) Authenticate(ctx context.Context, tenant string, route *Route, token string) (*Principal, error) {
 	t := g.reg.Load().tenants[tenant]
 	if t == nil {
 		return nil, ErrUnknownTenant
 	}
-	return g.authenticate(ctx, t, route, token)
+	p, err := g.authenticate(ctx, t, route, token)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBinding(&Request{Route: route, Scheme: SchemeBearer}, p, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // authenticate validates token against one tenant of one registry
@@ -188,6 +201,10 @@ func (g *Gateway) finish(km *KeyManager, iss string, p *Principal, proj *project
 	p.fpHash = km.fpHash
 	p.claimSet = proj.id
 	p.ExpiresAt = soft
+	var err error
+	if p.binding, err = bindingOf(claims); err != nil {
+		return nil, err
+	}
 	var kept [][2]string
 	for _, n := range proj.names {
 		if raw, ok := claims[n]; ok {

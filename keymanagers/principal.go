@@ -28,6 +28,9 @@ type Principal struct {
 	JTI string
 	// Cached reports that the result came from the cache.
 	Cached bool
+	// Binding is the binding the request used: BoundNone, BoundDPoP,
+	// BoundMTLS or BoundDPoPMTLS (set by Authorize).
+	Binding string
 	// ExpiresAt is the unix time after which the result must not be used
 	// without asking the Key Manager again.
 	ExpiresAt int64
@@ -49,6 +52,10 @@ type Principal struct {
 	claimSet    uint32
 	claims      []byte // encoded projected claims: repeated (name, raw JSON)
 	key         [32]byte
+	// binding is the token's cnf in compact form (binding.go); km is the
+	// Key Manager of the result (fill).
+	binding string
+	km      *KeyManager
 }
 
 // ScopeList returns the scopes as a slice (allocates).
@@ -122,7 +129,7 @@ func (p *Principal) ClaimRaw(name string) (string, bool) {
 	return "", false
 }
 
-const entryVersion = 6
+const entryVersion = 7
 
 // entryHeaderLen is the fixed part of an entry: version, flags, claim set,
 // soft and hard expiry, fingerprint hash, then 4 bytes that hold the key id
@@ -162,7 +169,7 @@ func (p *Principal) negativeError() error {
 // Key Manager's own (see fill).
 func encodeEntry(p *Principal, claims [][2]string) []byte {
 	n := entryHeaderLen
-	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
+	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI, p.binding} {
 		n += 2 + len(s)
 	}
 	for _, c := range claims {
@@ -186,7 +193,7 @@ func encodeEntry(p *Principal, claims [][2]string) []byte {
 	} else {
 		b = binary.LittleEndian.AppendUint32(b, p.keyID)
 	}
-	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI} {
+	for _, s := range []string{p.KeyManager, p.Issuer, p.Subject, p.ClientID, p.Scopes, p.JTI, p.binding} {
 		b = appendStr(b, s)
 	}
 	for _, c := range claims {
@@ -201,6 +208,7 @@ var errBadEntry = errors.New("corrupt cache entry")
 // fill completes a decoded principal from its Key Manager.
 func (p *Principal) fill(km *KeyManager, tenant string) {
 	p.KeyManagerTenant = km.tenant
+	p.km = km
 	if p.Issuer == "" {
 		p.Issuer = km.Issuer()
 	}
@@ -226,7 +234,7 @@ func decodeEntry(b []byte, p *Principal) error {
 		p.keyID, p.confirmedAt = binary.LittleEndian.Uint32(b[30:]), 0
 	}
 	b = b[entryHeaderLen:]
-	for _, dst := range []*string{&p.KeyManager, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI} {
+	for _, dst := range []*string{&p.KeyManager, &p.Issuer, &p.Subject, &p.ClientID, &p.Scopes, &p.JTI, &p.binding} {
 		s, rest, ok := readStr(b)
 		if !ok {
 			return errBadEntry

@@ -53,6 +53,42 @@ const (
 	ReasonInternal              = "internal"
 )
 
+// Reason ids of sender-constrained tokens (binding.go, dpop.go).
+const (
+	ReasonDPoPProofInvalid       = "dpop_proof_invalid"
+	ReasonDPoPProofMissing       = "dpop_proof_missing"
+	ReasonDPoPReplay             = "dpop_proof_replayed"
+	ReasonDPoPReplayFull         = "dpop_replay_cache_full"
+	ReasonDPoPNonceRequired      = "dpop_nonce_required"
+	ReasonDPoPKeyMismatch        = "dpop_key_mismatch"
+	ReasonDPoPUnbound            = "dpop_token_unbound"
+	ReasonDPoPRequired           = "dpop_required"
+	ReasonDPoPDisabled           = "dpop_disabled"
+	ReasonBoundAsBearer          = "bound_token_as_bearer"
+	ReasonBindingUnsupported     = "binding_unsupported"
+	ReasonCertificateMissing     = "certificate_missing"
+	ReasonCertificateMismatch    = "certificate_mismatch"
+	ReasonCertificateBindingNeed = "certificate_binding_required"
+)
+
+// Sender-constrained tokens: the proof or certificate does not fit.
+var (
+	ErrDPoPProof           = &Error{KindInvalidProof, ReasonDPoPProofInvalid, "The DPoP proof is invalid (typ, alg, key, signature, htm, htu, iat or ath)."}
+	ErrDPoPProofMissing    = &Error{KindInvalidProof, ReasonDPoPProofMissing, "The request uses the DPoP scheme but has no DPoP proof header."}
+	ErrDPoPReplay          = &Error{KindInvalidProof, ReasonDPoPReplay, "The DPoP proof has been used before; send a new proof with every request."}
+	ErrDPoPReplayFull      = &Error{KindUnavailable, ReasonDPoPReplayFull, "The gateway is receiving too many DPoP proofs right now; try again shortly."}
+	ErrUseDPoPNonce        = &Error{KindNonceRequired, ReasonDPoPNonceRequired, "The DPoP proof must carry the server nonce given in the DPoP-Nonce header."}
+	ErrDPoPKeyMismatch     = &Error{KindInvalidProof, ReasonDPoPKeyMismatch, "The DPoP proof is signed with another key than the one the access token is bound to."}
+	ErrDPoPUnbound         = &Error{KindInvalid, ReasonDPoPUnbound, "The access token is not DPoP-bound; send it with the Bearer scheme."}
+	ErrDPoPRequired        = &Error{KindInvalid, ReasonDPoPRequired, "This API requires DPoP-bound access tokens sent with the DPoP scheme."}
+	ErrDPoPDisabled        = &Error{KindInvalid, ReasonDPoPDisabled, "This API does not accept DPoP."}
+	ErrBoundAsBearer       = &Error{KindInvalid, ReasonBoundAsBearer, "The access token is DPoP-bound; send it with the DPoP scheme and a DPoP proof."}
+	ErrBindingUnsupported  = &Error{KindInvalid, ReasonBindingUnsupported, "The access token is bound (cnf) by a method this API cannot check."}
+	ErrCertificateMissing  = &Error{KindInvalid, ReasonCertificateMissing, "The access token is bound to a client certificate, and the request has none."}
+	ErrCertificateMismatch = &Error{KindInvalid, ReasonCertificateMismatch, "The access token is bound to another client certificate than the request's."}
+	ErrCertificateUnbound  = &Error{KindInvalid, ReasonCertificateBindingNeed, "This API requires access tokens bound to a client certificate (cnf.x5t#S256)."}
+)
+
 // Token: missing, unreadable or refused before any Key Manager is asked.
 var (
 	ErrNoToken        = &Error{KindMissing, ReasonTokenMissing, "No bearer access token was found in the request."}
@@ -128,5 +164,9 @@ func Reasons() []*Error {
 		ErrUnknownTenant, ErrInsufficientScope, ErrNotSubscribed, ErrNoApplication, ErrClaimRequirement, ErrBadPath,
 		ErrUnavailable, ErrNoKeys, ErrKeyManagerFailed, ErrIntrospection, ErrBreakerOpen, ErrIntrospectionBusy,
 		errInternal,
+		// sender-constrained tokens
+		ErrDPoPProof, ErrDPoPProofMissing, ErrDPoPReplay, ErrDPoPReplayFull, ErrUseDPoPNonce, ErrDPoPKeyMismatch,
+		ErrDPoPUnbound, ErrDPoPRequired, ErrDPoPDisabled, ErrBoundAsBearer, ErrBindingUnsupported,
+		ErrCertificateMissing, ErrCertificateMismatch, ErrCertificateUnbound,
 	}
 }

@@ -13,6 +13,7 @@
 //   cc-client / cc-secret       client_credentials, scope "read write"
 // Registration: POST <issuer>/reg with "Authorization: Bearer $REGISTRATION_IAT"
 //   (default dev-initial-access-token); RFC 7592 delete is enabled.
+// DPoP is enabled: send a DPoP proof to /token for a DPoP-bound token.
 import Provider, { errors } from 'oidc-provider'; // errors is a named export (Provider.errors is undefined)
 import { generateKeyPairSync } from 'node:crypto';
 
@@ -65,6 +66,9 @@ const provider = new Provider(ISSUER, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true, allowedPolicy: () => true }, // any authenticated client may introspect (tests)
     revocation: { enabled: true, allowedPolicy: () => true },
+    // DPoP (RFC 9449): a client_credentials request with a DPoP proof gets a
+    // DPoP-bound token (cnf.jkt); without a proof, a bearer token.
+    dPoP: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => JWT_RS, // used when no resource= is sent
