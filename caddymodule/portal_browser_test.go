@@ -103,6 +103,12 @@ func TestPortalInBrowserManagesAKeyManagerEndToEnd(t *testing.T) {
 		p.WaitVisible("#km-form")
 		p.Fill("#km-tenant", "acme")
 		p.Fill("#km-name", "oidc")
+		// The connector picker shows each connector's own fields.
+		p.Fill("#km-connector-type", "keycloak")
+		p.WaitVisible("#km-connector-realm")
+		p.WaitVisible("#km-connector-legacy_auth_path")
+		p.Fill("#km-connector-type", "custom")
+		p.WaitGone("#km-connector-realm")
 		p.Fill("#km-well_known_url", o.WellKnownURL())
 		p.Click("#km-import")
 		p.WaitValue("#km-issuer", o.Issuer())

@@ -18,10 +18,10 @@ var outcomeNames = [...]string{
 
 // validationStats counts, per Key Manager, the requests whose token it
 // vouched for: allowed, or denied by a later check (scopes, subscription,
-// claims), and whether the result came from the cache. Lock-free atomics:
-// they are bumped on the request path.
+// claims), and whether the result came from the cache. Lock-free atomics
+// bumped on the request path: one add per allowed request (ok is hits +
+// misses - denials), a second one per denial.
 type validationStats struct {
-	ok           atomic.Uint64
 	denied       [len(outcomeNames)]atomic.Uint64
 	hits, misses atomic.Uint64
 }
@@ -29,17 +29,17 @@ type validationStats struct {
 // count records one request whose token km vouched for; err is the later
 // check's denial, or nil.
 func (s *validationStats) count(cached bool, err error) {
+	if err != nil {
+		// Before the hit or miss, so a concurrent status never sees more
+		// denials than requests.
+		if k := int(Classify(err).Kind); k < len(s.denied) {
+			s.denied[k].Add(1)
+		}
+	}
 	if cached {
 		s.hits.Add(1)
 	} else {
 		s.misses.Add(1)
-	}
-	if err == nil {
-		s.ok.Add(1)
-		return
-	}
-	if k := int(Classify(err).Kind); k < len(s.denied) {
-		s.denied[k].Add(1)
 	}
 }
 
@@ -53,12 +53,16 @@ type ValidationStatus struct {
 }
 
 func (s *validationStats) status() ValidationStatus {
-	v := ValidationStatus{Outcomes: map[string]uint64{"ok": s.ok.Load()}, CacheHits: s.hits.Load(), CacheMisses: s.misses.Load()}
+	v := ValidationStatus{Outcomes: map[string]uint64{}, CacheHits: s.hits.Load(), CacheMisses: s.misses.Load()}
+	var denied uint64
 	for k := range s.denied {
 		if n := s.denied[k].Load(); n > 0 {
 			v.Outcomes[outcomeNames[k]] = n
+			denied += n
 		}
 	}
+	// A denial counted whose hit or miss is not yet: ok cannot go below 0.
+	v.Outcomes["ok"] = max(v.CacheHits+v.CacheMisses, denied) - denied
 	return v
 }
 
