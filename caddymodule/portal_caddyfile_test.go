@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
 func TestPortalDirectiveRefusesArgumentsAndBlocks(t *testing.T) {
@@ -21,4 +22,20 @@ func TestPortalDirectiveRefusesArgumentsAndBlocks(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestPortalWithoutTheKeymanagersAppIsRefusedAtLoad(t *testing.T) {
+	caddytest.AssertLoadError(t, `{
+	skip_install_trust
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+	grace_period 1ns
+}
+http://localhost:9080 {
+	handle_path /portal/* {
+		keymanager_portal
+	}
+}
+`, "caddyfile", "the keymanager_portal handler needs the keymanagers app")
 }
