@@ -206,6 +206,12 @@ func TestPortalInBrowserManagesAKeyManagerEndToEnd(t *testing.T) {
 		p.goTo("#/apps/acme", "#add-app")
 		p.Click("#add-app")
 		p.WaitVisible("#app-form")
+		// "Register at the Key Manager" swaps the client id for the DCR fields.
+		p.SetChecked("#app-register", true)
+		p.WaitVisible("#app-client_name")
+		p.WaitFor("client id disabled", `document.querySelector('#app-client_id').disabled`)
+		p.SetChecked("#app-register", false)
+		p.WaitFor("DCR fields hidden", `!document.querySelector('#app-client_name').checkVisibility()`)
 		p.Fill("#app-id", "shop")
 		p.Fill("#app-key_manager", "oidc")
 		p.Fill("#app-client_id", testidp.OIDCClientID)
@@ -216,6 +222,9 @@ func TestPortalInBrowserManagesAKeyManagerEndToEnd(t *testing.T) {
 		p.Fill("#app-deny_scopes", "write")
 		p.Click("#app-save")
 		p.WaitText("#notice", "Saved application shop")
+		// The gateway did not register this client: no token to generate.
+		p.Click("#app-token-generate")
+		p.WaitVisible("#app-token-error")
 		resp, body := p.gw.call(t, "GET", "/keymanagers/acme/applications/shop", nil, nil)
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"inventory"`) || !strings.Contains(string(body), `"write"`) {
 			t.Fatalf("stored application: %d %s", resp.StatusCode, body)
