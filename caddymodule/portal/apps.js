@@ -1,7 +1,7 @@
 // Application screens: list per tenant, create (optionally registered at
 // the Key Manager by RFC 7591 DCR, its client_secret shown once), edit
 // scopes and subscriptions (If-Match), delete, and generate a token.
-import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words } from './api.js';
+import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words, MASK } from './api.js';
 
 async function tenantsAndKMs() {
   const kms = (await api('')).body;
@@ -64,6 +64,9 @@ function appForm(tenant, kms, a) {
 // left out (the DCR fields are sent only with register).
 function readApp(form, base) {
   const ap = structuredClone(base || {});
+  // Response-only fields (DCR): never sent back.
+  delete ap.client_secret;
+  delete ap.registered;
   const val = (id) => form.querySelector(`#${id}`)?.value.trim() ?? '';
   if (!base) ap.id = val('app-id');
   ap.key_manager = val('app-key_manager');
@@ -93,9 +96,10 @@ export async function newApp(tenant) {
     const ap = readApp(form, null);
     try {
       const r = await api(`${enc(tenant)}/applications/`, { method: 'POST', body: ap });
-      const got = r.body.application || r.body;
+      const got = { ...r.body, ...(r.body.application || {}) };
+      got.client_secret = got.client_secret || r.body.client_secret;
       notice(`Created application ${ap.id}`);
-      if (got.client_secret) {
+      if (got.client_secret && got.client_secret !== MASK) {
         secret.replaceChildren(el('div', { class: 'alert warn' }, 'The client secret is shown once: copy it now.'),
           el('dl', { class: 'kv' }, el('dt', {}, 'client_id'), el('dd', { id: 'app-client-id-once', 'data-testid': 'app-client-id-once' }, got.client_id),
             el('dt', {}, 'client_secret'), el('dd', { class: 'secret-once', id: 'app-secret', 'data-testid': 'app-secret' }, got.client_secret)),
