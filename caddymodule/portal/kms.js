@@ -22,7 +22,7 @@ function health(st) {
     const b = st.introspection.breaker;
     parts.push(el('div', { class: 'small' }, 'breaker ', el('span', { class: `badge ${b === 'closed' ? 'ok' : 'bad'}` }, b)));
   }
-  if (st.last_error) parts.push(el('div', { class: 'small', style: null }, el('span', { class: 'badge bad' }, 'error'), ' ', st.last_error));
+  if (st.last_error) parts.push(el('div', { class: 'small' }, el('span', { class: 'badge bad' }, 'error'), ' ', st.last_error));
   return parts;
 }
 
