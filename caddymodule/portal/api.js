@@ -77,13 +77,24 @@ export function notice(text, isError = false) {
 }
 
 // confirmDialog asks before a destructive action; resolves to true on "yes".
+// Each call owns the buttons' handlers (not the dialog's close event, which
+// arrives late and would answer the next question too).
 export function confirmDialog(text, yesLabel = 'Delete') {
   const d = document.getElementById('confirm-dialog');
+  const yes = document.getElementById('confirm-yes');
+  const no = document.getElementById('confirm-no');
   document.getElementById('confirm-text').textContent = text;
-  document.getElementById('confirm-yes').textContent = yesLabel;
-  d.returnValue = '';
+  yes.textContent = yesLabel;
   return new Promise((resolve) => {
-    d.addEventListener('close', () => resolve(d.returnValue === 'yes'), { once: true });
+    const answer = (v) => (e) => {
+      e.preventDefault();
+      yes.onclick = no.onclick = d.oncancel = null;
+      d.close();
+      resolve(v);
+    };
+    yes.onclick = answer(true);
+    no.onclick = answer(false);
+    d.oncancel = answer(false);
     d.showModal();
   });
 }
@@ -142,4 +153,10 @@ export function age(iso) {
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
+}
+
+// rerender draws the current screen again through the router, which
+// shows a load failure instead of leaving a rejected promise behind.
+export function rerender() {
+  window.dispatchEvent(new HashChangeEvent('hashchange'));
 }

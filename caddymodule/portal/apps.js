@@ -1,7 +1,7 @@
 // Application screens: list per tenant, create (optionally registered at
 // the Key Manager by RFC 7591 DCR, its client_secret shown once), edit
 // scopes and subscriptions (If-Match), delete, and generate a token.
-import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words, MASK } from './api.js';
+import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words, MASK, rerender } from './api.js';
 
 async function tenantsAndKMs() {
   const kms = (await api('')).body;
@@ -119,14 +119,14 @@ export async function editApp(tenant, id) {
   const form = appForm(tenant, kms, a);
   const conflict = el('div', { class: 'alert warn', id: 'app-conflict', 'data-testid': 'app-conflict', hidden: true },
     'This application was changed by someone else since you opened it; your change was not saved. ',
-    el('button', { type: 'button', id: 'app-reload', onclick: () => editApp(tenant, id) }, 'Reload'));
+    el('button', { type: 'button', id: 'app-reload', onclick: rerender }, 'Reload'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
     try {
       await api(`${enc(tenant)}/applications/${enc(id)}`, { method: 'PUT', body: readApp(form, a.application), ifMatch: etag });
       notice(`Saved application ${id}`);
-      editApp(tenant, id);
+      rerender();
     } catch (err) {
       if (err.status === 412) conflict.hidden = false; else showFieldErrors(form, err);
     }

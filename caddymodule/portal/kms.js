@@ -1,7 +1,7 @@
 // Key Manager screens: the list with health and validations, the add and
 // edit form (connector fields, Import from a well-known URL, ETag), and the
 // actions (enable/disable, refresh keys, delete).
-import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words, MASK, age } from './api.js';
+import { api, enc, el, view, notice, confirmDialog, showFieldErrors, clearErrors, field, words, MASK, age, rerender } from './api.js';
 
 let connectorCache;
 async function connectors() {
@@ -82,7 +82,7 @@ async function purgeCache() {
   try {
     await api('cache', { method: 'DELETE' });
     notice('Cache purged');
-    listKMs();
+    rerender();
   } catch (e) { notice(e.message, true); }
 }
 
@@ -229,7 +229,7 @@ export async function editKM(tenant, name) {
   const form = kmForm(schemas, v, [tenant]);
   const conflict = el('div', { class: 'alert warn', id: 'km-conflict', 'data-testid': 'km-conflict', hidden: true },
     'This Key Manager was changed by someone else since you opened it; your change was not saved. ',
-    el('button', { type: 'button', id: 'km-reload', 'data-testid': 'km-reload', onclick: () => editKM(tenant, name) }, 'Reload'));
+    el('button', { type: 'button', id: 'km-reload', 'data-testid': 'km-reload', onclick: rerender }, 'Reload'));
   const save = async (def, what) => {
     try {
       const r = await api(`${enc(tenant)}/${enc(name)}`, { method: 'PUT', body: def, ifMatch: etag });
@@ -246,7 +246,7 @@ export async function editKM(tenant, name) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearErrors(form);
-    if (await save(readForm(form, schemas, v.definition), `Saved ${name}`)) editKM(tenant, name);
+    if (await save(readForm(form, schemas, v.definition), `Saved ${name}`)) rerender();
   });
   const api_ = v.source === 'api';
   const enabled = v.definition.enabled !== false;
@@ -254,13 +254,13 @@ export async function editKM(tenant, name) {
     api_ && el('button', { type: 'button', class: 'secondary', id: 'km-toggle', 'data-testid': 'km-toggle', onclick: async () => {
       const def = structuredClone(v.definition);
       if (enabled) def.enabled = false; else delete def.enabled;
-      if (await save(def, `${name} ${enabled ? 'disabled' : 'enabled'}`)) editKM(tenant, name);
+      if (await save(def, `${name} ${enabled ? 'disabled' : 'enabled'}`)) rerender();
     } }, enabled ? 'Disable' : 'Enable'),
     el('button', { type: 'button', class: 'secondary', id: 'km-refresh', 'data-testid': 'km-refresh', onclick: async () => {
       try {
         await api(`${enc(tenant)}/${enc(name)}/refresh`, { method: 'POST' });
         notice(`Keys of ${name} refreshed`);
-        editKM(tenant, name);
+        rerender();
       } catch (e) { notice(e.message, true); }
     } }, 'Refresh keys'),
     api_ && el('button', { type: 'button', class: 'danger', id: 'km-delete', 'data-testid': 'km-delete', onclick: async () => {
