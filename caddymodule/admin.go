@@ -30,6 +30,8 @@ const maxAdminBody = 1 << 20
 type adminAPI struct {
 	app *App
 	log *zap.Logger
+	// via names the front door in audit lines: "" (admin) or "portal".
+	via string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -66,19 +68,26 @@ func methodNotAllowed(r *http.Request, allowed ...string) error {
 
 // serve dispatches /keymanagers/... requests.
 func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	return a.dispatch(w, r, strings.TrimPrefix(r.URL.Path, "/keymanagers/"))
+}
+
+// dispatch is the one router over the catalog, for the admin endpoint
+// (rest is the path after /keymanagers/) and the portal's JSON API (rest
+// is the path after {portal}/api/) alike. Field errors are written here;
+// every other failure is returned as a caddy.APIError.
+func (a *adminAPI) dispatch(w http.ResponseWriter, r *http.Request, rest string) error {
 	if a.app == nil {
 		return apiErr(http.StatusNotFound, "the keymanagers app is not configured")
 	}
-	err := a.route(w, r)
+	err := a.route(w, r, rest)
 	if isFieldErr(err) {
 		return writeFieldErrors(w, err)
 	}
 	return apiError(err)
 }
 
-func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
+func (a *adminAPI) route(w http.ResponseWriter, r *http.Request, rest string) error {
 	cat := a.app.catalog
-	rest := strings.TrimPrefix(r.URL.Path, "/keymanagers/")
 	parts := strings.Split(rest, "/")
 	switch {
 	case rest == "":
@@ -86,6 +95,8 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 			return methodNotAllowed(r, "GET")
 		}
 		return writeJSON(w, http.StatusOK, cat.KeyManagers(""))
+	case rest == "connectors" || rest == "status":
+		return a.serveOverview(w, r, rest)
 	case rest == "discover":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(r, "POST")
@@ -152,9 +163,7 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request) error {
 		if km == nil {
 			return apiErr(http.StatusNotFound, "key manager %q of tenant %q not found", parts[1], parts[0])
 		}
-		c := a.app.gateway.Cache()
-		cache := map[string]any{"entries": c.Len(), "bytes": c.Capacity(), "max_ttl": c.MaxTTL().String()}
-		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": km.Status(), "cache": cache})
+		return writeJSON(w, http.StatusOK, map[string]any{"key_manager": km.Status(), "cache": a.cacheStatus()})
 	case len(parts) == 3 && parts[2] == "refresh":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(r, "POST")
@@ -226,7 +235,11 @@ func writeFieldErrors(w http.ResponseWriter, err error) error {
 }
 
 func (a *adminAPI) audit(r *http.Request, tenant, name, action string) {
-	a.app.logger.Info("keymanagers admin change",
+	via := a.via
+	if via == "" {
+		via = "admin"
+	}
+	a.app.logger.Info("keymanagers admin change", zap.String("via", via),
 		zap.String("action", action), zap.String("tenant", tenant), zap.String("key_manager", name),
 		zap.String("remote_addr", r.RemoteAddr))
 }

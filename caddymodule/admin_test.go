@@ -72,6 +72,9 @@ http://localhost:9080 {
 		}
 		respond "ok {keymanager.scopes}"
 	}
+	handle_path /portal/* {
+		keymanager_portal
+	}
 }
 `, f.storage, f.cfgIdP.Issuer, f.cfgIdP.Srv.URL)
 	f.tester = caddytest.NewTester(t)

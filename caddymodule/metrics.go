@@ -99,29 +99,7 @@ func (a *App) registerMetrics(ctx caddy.Context) error {
 }
 
 // outcomeLabel names a validation outcome.
-func outcomeLabel(kind keymanagers.Kind) string {
-	switch kind {
-	case keymanagers.KindMissing:
-		return "missing"
-	case keymanagers.KindInvalid:
-		return "invalid"
-	case keymanagers.KindExpired:
-		return "expired"
-	case keymanagers.KindInsufficientScope:
-		return "insufficient_scope"
-	case keymanagers.KindForbidden:
-		return "forbidden"
-	case keymanagers.KindUnknownTenant:
-		return "unknown_tenant"
-	case keymanagers.KindUnavailable:
-		return "unavailable"
-	case keymanagers.KindBadRequest:
-		return "bad_request"
-	case keymanagers.KindInvalidProof, keymanagers.KindNonceRequired:
-		return "invalid_proof"
-	}
-	return "error"
-}
+func outcomeLabel(kind keymanagers.Kind) string { return keymanagers.OutcomeName(kind) }
 
 // observe counts an allowed request.
 func (h *Handler) observe(tenant, keyManager string, cached bool) {

@@ -166,10 +166,14 @@ func (g *Gateway) Authorize(ctx context.Context, req *Request) (*Principal, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := checkBinding(req, p, proof); err != nil {
-		return p, err
+	err = checkBinding(req, p, proof)
+	if err == nil {
+		err = authorizePrincipal(t, req, p)
 	}
-	return p, authorizePrincipal(t, req, p)
+	if km := t.byName[p.KeyManager]; km != nil {
+		km.stats.count(p.Cached, err)
+	}
+	return p, err
 }
 
 // authorizePrincipal applies checks 3 to 6 to a valid principal. It may

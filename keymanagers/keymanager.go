@@ -54,6 +54,7 @@ type KeyManager struct {
 	lastDiscoveryFail atomic.Int64
 	lastFetchFail     atomic.Int64
 	lastError         atomic.Pointer[statusError]
+	stats             validationStats
 	fetches           atomic.Uint64
 	fetchFailures     atomic.Uint64
 	sf                singleflight.Group

@@ -22,7 +22,7 @@ func (d Definition) Redacted() Definition {
 		if json.Unmarshal(d.Connector, &fields) == nil {
 			changed := false
 			for k := range fields {
-				if isSecretField(k) {
+				if IsSecretField(k) {
 					fields[k] = json.RawMessage(`"` + Mask + `"`)
 					changed = true
 				}
@@ -35,8 +35,9 @@ func (d Definition) Redacted() Definition {
 	return d
 }
 
-// isSecretField reports connector fields that hold secrets.
-func isSecretField(name string) bool {
+// IsSecretField reports connector fields that hold secrets (masked in every
+// response, write-only in forms).
+func IsSecretField(name string) bool {
 	n := strings.ToLower(name)
 	return strings.Contains(n, "secret") || strings.Contains(n, "password") || strings.Contains(n, "private")
 }
@@ -53,7 +54,7 @@ func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
 	var cur, old map[string]json.RawMessage
 	if len(d.Connector) > 0 && json.Unmarshal(d.Connector, &cur) == nil {
 		for k, v := range cur {
-			if isSecretField(k) && string(v) == `"`+Mask+`"` {
+			if IsSecretField(k) && string(v) == `"`+Mask+`"` {
 				masked = true
 			}
 		}
@@ -78,7 +79,7 @@ func (d Definition) RestoreMaskedSecrets(prev Definition) (Definition, error) {
 	}
 	changed := false
 	for k, v := range cur {
-		if isSecretField(k) && string(v) == `"`+Mask+`"` {
+		if IsSecretField(k) && string(v) == `"`+Mask+`"` {
 			if ov, ok := old[k]; ok {
 				cur[k] = ov
 				changed = true
@@ -110,12 +111,12 @@ func endpointChange(d, prev Definition, cur, old map[string]json.RawMessage) str
 		return "tls" // another trust store, or none, for the secret's way out
 	}
 	for k, v := range cur {
-		if !isSecretField(k) && string(old[k]) != string(v) {
+		if !IsSecretField(k) && string(old[k]) != string(v) {
 			return "connector." + k
 		}
 	}
 	for k := range old {
-		if _, ok := cur[k]; !ok && !isSecretField(k) {
+		if _, ok := cur[k]; !ok && !IsSecretField(k) {
 			return "connector." + k
 		}
 	}

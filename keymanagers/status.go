@@ -16,6 +16,7 @@ type Status struct {
 	LastErrorAt   time.Time `json:"last_error_at,omitzero"`
 
 	Introspection *IntrospectionStatus `json:"introspection,omitempty"`
+	Validations   ValidationStatus     `json:"validations"`
 }
 
 // Status returns the Key Manager's current state.
@@ -32,6 +33,7 @@ func (km *KeyManager) Status() Status {
 		s.LastError, s.LastErrorAt = e.msg, e.at
 	}
 	s.Introspection = km.introspectionStatus()
+	s.Validations = km.stats.status()
 	return s
 }
 

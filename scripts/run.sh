@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: the demo gateway on Caddyfile.example.
 # Starts three local OpenID providers (node oidc-provider) on 127.0.0.1:3000-3002,
-# then bin/caddy on Caddyfile.example (gateway on 127.0.0.1:8080, demo upstream on
-# 127.0.0.1:9000, admin on localhost:2019), and prints a working curl line.
+# then bin/caddy on Caddyfile.example (gateway on 127.0.0.1:8080, the admin portal
+# on 127.0.0.1:8080/portal/, demo upstream on 127.0.0.1:9000, admin on
+# localhost:2019), and prints the portal's URL and working curl lines.
 # Ctrl-C stops all of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,9 +69,22 @@ if [ "$code" != 200 ]; then
   exit 1
 fi
 
+# The admin portal (docs/portal.md), behind basic_auth with the demo account.
+PORTAL_URL=http://127.0.0.1:8080/portal/
+PORTAL_USER=admin
+PORTAL_PASSWORD=kmgate-demo
+code=$(curl -s -o /dev/null -w '%{http_code}' -u "$PORTAL_USER:$PORTAL_PASSWORD" "$PORTAL_URL" || true)
+if [ "$code" != 200 ]; then
+  echo "make run: the portal answered $code instead of 200; see run/caddy.log" >&2
+  exit 1
+fi
+
 cat <<TXT
 
 caddy-keymanager demo is running (logs in run/). Tokens below are valid for 5 minutes.
+
+portal: $PORTAL_URL
+  user $PORTAL_USER, password $PORTAL_PASSWORD (basic_auth in Caddyfile.example)
 
   # an ACME token on ACME's API (200, the upstream echoes the forwarded identity)
   curl -s -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/acme/orders

@@ -16,6 +16,17 @@ if [ ! -d tools/oidc/node_modules/oidc-provider ]; then
 fi
 tools/hydra/build.sh
 
+echo "== preparing Chromium (the portal's browser test)"
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  if ! { command -v apt-get >/dev/null && $sudo apt-get update -qq && $sudo apt-get install -y -qq chromium; }; then
+    echo "could not install Chromium (Debian package chromium); the browser test needs /usr/bin/chromium" >&2
+    exit 1
+  fi
+fi
+/usr/bin/chromium --version 2>/dev/null
+
 echo "== go vet"
 go vet ./...
 (cd examples/acmeidp && go vet ./...)
