@@ -43,10 +43,10 @@ func TestBackendJWTClaims(t *testing.T) {
 		"at":     `"secret-looking"`,
 	}
 	cases := []struct {
-		name    string
-		cfg     Config
-		caller  Caller
-		want    map[string]any // every claim but iat, exp, jti
+		name   string
+		cfg    Config
+		caller Caller
+		want   map[string]any // every claim but iat, exp, jti
 	}{
 		{
 			name:   "standard claims and the principal",
