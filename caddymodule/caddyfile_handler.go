@@ -32,6 +32,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		api NAME
 //		require_subscription
 //		require_claim CLAIM_PATH VALUE...
+//		backend_jwt { ... }   # see parseBackendJWT
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -130,6 +131,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require_claim: %v", err)
 			}
 			h.RequireClaim = append(h.RequireClaim, ClaimRequirement{Claim: args[0], Values: args[1:]})
+		case "backend_jwt":
+			if err := h.parseBackendJWT(d); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("keymanager: unknown subdirective %q", d.Val())
 		}

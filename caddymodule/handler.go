@@ -69,6 +69,10 @@ type Handler struct {
 	// RequireClaim lists claim requirements; all must hold.
 	RequireClaim []ClaimRequirement `json:"require_claim,omitempty"`
 
+	// BackendJWT sends the upstream a JWT signed by the gateway that
+	// states the caller (backend_jwt.go).
+	BackendJWT *BackendJWT `json:"backend_jwt,omitempty"`
+
 	app       *App
 	route     *keymanagers.Route
 	dynTenant bool
@@ -161,7 +165,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		claims = append(claims, f.Claim)
 	}
 	h.app.addProjectedClaims(claims)
-	return nil
+	return h.provisionBackendJWT()
 }
 
 // routeConfig is the handler's authorization rules for the domain.
@@ -257,6 +261,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if !h.KeepToken {
 		r.Header.Del("Authorization")
+	}
+	if h.BackendJWT != nil {
+		if err := h.BackendJWT.apply(r, p); err != nil {
+			return err
+		}
 	}
 	return next.ServeHTTP(w, r)
 }

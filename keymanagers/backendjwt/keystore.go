@@ -92,6 +92,7 @@ type snapshot struct {
 	sum  [32]byte // of the stored bytes
 	keys []liveKey
 	jwks []byte
+	pub  []json.RawMessage // each key's public JWK
 }
 
 type liveKey struct {
@@ -299,6 +300,11 @@ func (ks *KeyStore) install(raw []byte, st *storedState) error {
 		if err := set.AddKey(sk.public); err != nil {
 			return err
 		}
+		pj, err := json.Marshal(sk.public)
+		if err != nil {
+			return err
+		}
+		s.pub = append(s.pub, pj)
 	}
 	if len(s.keys) == 0 {
 		return fmt.Errorf("%s holds no key", ks.path)
@@ -334,55 +340,6 @@ func (s *snapshot) current(now time.Time) *signingKey {
 		}
 	}
 	return s.keys[0].signingKey
-}
-
-// JWKS returns the public keys as an RFC 7517 JWK Set (kid, alg, use sig
-// on each), or nil before the first successful Sync. The caller must not
-// modify it.
-func (ks *KeyStore) JWKS() []byte {
-	if s := ks.snap.Load(); s != nil {
-		return s.jwks
-	}
-	return nil
-}
-
-// KeyInfo describes one published key (for the admin API).
-type KeyInfo struct {
-	KID       string    `json:"kid"`
-	Algorithm Algorithm `json:"alg"`
-	// Status is next (published, not signing yet), current (signing) or
-	// retired (published for JWTs it signed).
-	Status    string          `json:"status"`
-	Activates time.Time       `json:"activates"`
-	Retires   *time.Time      `json:"retires,omitempty"`
-	Public    json.RawMessage `json:"jwk"`
-}
-
-// Keys describes the published keys, oldest first.
-func (ks *KeyStore) Keys() []KeyInfo {
-	s := ks.snap.Load()
-	if s == nil {
-		return []KeyInfo{}
-	}
-	now := ks.cfg.Now()
-	cur := s.current(now)
-	out := make([]KeyInfo, 0, len(s.keys))
-	for _, k := range s.keys {
-		info := KeyInfo{KID: k.kid, Algorithm: k.alg, Activates: k.activates, Status: "retired"}
-		if !k.retires.IsZero() {
-			r := k.retires
-			info.Retires = &r
-		}
-		switch {
-		case k.signingKey == cur:
-			info.Status = "current"
-		case now.Before(k.activates):
-			info.Status = "next"
-		}
-		info.Public, _ = json.Marshal(k.public)
-		out = append(out, info)
-	}
-	return out
 }
 
 // Run syncs at once and then every interval until ctx ends. Failures are
