@@ -14,31 +14,16 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
 
-// backendJWTConfig is a gateway that answers each allowed request with the
-// backend JWT it would send upstream, and serves the JWKS at /jwks.
-func backendJWTConfig(p ports, storage string, i *idp) string {
-	return fmt.Sprintf(`{
-	admin 127.0.0.1:%[1]d
-	http_port %[2]d
-	https_port %[3]d
-	skip_install_trust
-	grace_period 1s
-	persist_config off
-	storage file_system %[5]s
-	keymanagers {
-		sync_interval 1s
-		tenant acme {
-			key_manager from-config {
-				issuer %[6]s
-				jwks_url %[7]s
-			}
-		}
+// backendJWTConfig is the common gateway (gatewayConfig) whose guarded
+// route answers with the backend JWT it would send upstream, plus the
+// JWKS at /jwks.
+func backendJWTConfig(t *testing.T, p ports, storage string, i *idp) string {
+	const guarded = "\troute {\n\t\tkeymanager {\n\t\t\ttenant {http.request.header.X-Tenant}\n\t\t}\n\t\trespond \"ok {keymanager.key_manager}\"\n\t}"
+	cfg := gatewayConfig{ports: p, storage: storage, cfgIdP: i, version: "bjwt"}.caddyfile()
+	if !strings.Contains(cfg, guarded) {
+		t.Fatalf("gatewayConfig changed; update backendJWTConfig:\n%s", cfg)
 	}
-}
-
-http://127.0.0.1:%[4]d {
-	bind 127.0.0.1
-	route /jwks {
+	return strings.Replace(cfg, guarded, `	route /jwks {
 		keymanager_backend_jwks
 	}
 	route {
@@ -50,9 +35,7 @@ http://127.0.0.1:%[4]d {
 			}
 		}
 		respond "{http.request.header.X-JWT-Assertion}"
-	}
-}
-`, p.admin, p.http, p.https, p.site, storage, i.issuer, i.jwksURL())
+	}`, 1)
 }
 
 // TestBackendJWTTwoInstancesShareTheKey: two processes on one storage
@@ -61,8 +44,8 @@ http://127.0.0.1:%[4]d {
 func TestBackendJWTTwoInstancesShareTheKey(t *testing.T) {
 	storage := t.TempDir()
 	i := newIdP(t, "k1")
-	a := startCaddy(t, backendJWTConfig(newPorts(t), storage, i))
-	b := startCaddy(t, backendJWTConfig(newPorts(t), storage, i))
+	a := startCaddy(t, backendJWTConfig(t, newPorts(t), storage, i))
+	b := startCaddy(t, backendJWTConfig(t, newPorts(t), storage, i))
 
 	// The first requests reach both at once.
 	var wg sync.WaitGroup
