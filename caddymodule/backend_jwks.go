@@ -64,7 +64,11 @@ func (j *BackendJWKS) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyh
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/jwk-set+json")
-	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge.Seconds())))
+	if maxAge > 0 {
+		h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge.Seconds())))
+	} else {
+		h.Set("Cache-Control", "no-store") // no key set in use yet
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodGet {

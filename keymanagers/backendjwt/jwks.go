@@ -23,22 +23,21 @@ func (ks *KeyStore) JWKS() []byte {
 func (ks *KeyStore) MaxAge() time.Duration { return min(ks.cfg.PublishAhead/4, time.Hour) }
 
 // JWKS merges the public keys of several key stores into one JWK Set and
-// returns the shortest MaxAge. A store that has no keys yet syncs first;
-// if it still has none the call fails rather than serve a partial set an
-// upstream would cache.
+// returns the shortest MaxAge (0 with no store: the set is empty only
+// until a route uses backend_jwt, so it must not be cached). A store that
+// has no keys yet syncs first; if it still has none the call fails rather
+// than serve a partial set an upstream would cache.
 func JWKS(ctx context.Context, stores ...*KeyStore) ([]byte, time.Duration, error) {
 	out := []byte(`{"keys":[`)
 	maxAge := time.Hour
+	if len(stores) == 0 {
+		maxAge = 0
+	}
 	n := 0
 	for _, ks := range stores {
-		s := ks.snap.Load()
-		if s == nil {
-			if err := ks.Sync(ctx); err != nil {
-				return nil, 0, fmt.Errorf("%w: %s: %v", ErrNoKey, ks.cfg.Algorithm, err)
-			}
-			if s = ks.snap.Load(); s == nil {
-				return nil, 0, ErrNoKey
-			}
+		s, err := ks.loaded(ctx)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", ks.cfg.Algorithm, err)
 		}
 		for _, pj := range s.pub {
 			if n > 0 {

@@ -320,16 +320,33 @@ func (ks *KeyStore) install(raw []byte, st *storedState) error {
 // signer returns the key that signs at now: the newest one already
 // active. Before the first Sync it syncs (cold path only).
 func (ks *KeyStore) signer(ctx context.Context, now time.Time) (*signingKey, error) {
-	s := ks.snap.Load()
-	if s == nil {
-		if err := ks.Sync(ctx); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoKey, err)
-		}
-		if s = ks.snap.Load(); s == nil {
-			return nil, ErrNoKey
-		}
+	s, err := ks.loaded(ctx)
+	if err != nil {
+		return nil, err
 	}
 	return s.current(now), nil
+}
+
+// loaded returns the snapshot, syncing first when there is none yet. Of
+// many requests arriving before the first sync, one reads storage; the
+// others wait for it and take its result.
+func (ks *KeyStore) loaded(ctx context.Context) (*snapshot, error) {
+	if s := ks.snap.Load(); s != nil {
+		return s, nil
+	}
+	ks.mu.Lock()
+	s := ks.snap.Load()
+	ks.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	if err := ks.Sync(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoKey, err)
+	}
+	if s = ks.snap.Load(); s == nil {
+		return nil, ErrNoKey
+	}
+	return s, nil
 }
 
 // current is the newest key active at now (the oldest before any is).
