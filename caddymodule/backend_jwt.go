@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -133,8 +134,13 @@ func (a *App) backendJWTKeys(alg backendjwt.Algorithm) (*backendjwt.KeyStore, *b
 	if sync <= 0 {
 		sync = 10 * time.Second
 	}
-	// The storage's type and value identify it (the key stays in memory).
-	key := fmt.Sprintf("bjwt|keys|%s|%s|%s|%T|%v", alg, every, sync, st, st)
+	if sync >= every/4 {
+		return nil, nil, fmt.Errorf("keymanagers: sync_interval (%v) must be shorter than a quarter of backend_jwt rotate_every (%v): every instance must read a new key before it signs", sync, every)
+	}
+	// The storage's type and value identify it; hashed, as the value may
+	// hold credentials.
+	sid := sha256.Sum256(fmt.Appendf(nil, "%T|%v", st, st))
+	key := fmt.Sprintf("bjwt|keys|%s|%s|%s|%x", alg, every, sync, sid[:16])
 	v, _, err := pool.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ks, err := backendjwt.NewKeyStore(backendjwt.KeyStoreConfig{Storage: st, Algorithm: alg, RotateEvery: every,
 			Now: backendJWTNow, Logger: caddy.Log().Named("keymanagers.backend_jwt")})

@@ -78,6 +78,8 @@ func TestBackendJWTConfigErrors(t *testing.T) {
 			`keymanager: backend_jwt: claims: \"sub\" would overwrite the sub claim the gateway sets; rename it with claim_mapping`},
 		{"ttl too long for the rotation", "backend_jwt {\n rotate_every 10m\n}", "backend_jwt {\n issuer gw\n ttl 10m\n}",
 			`keymanager: backend_jwt: ttl: 10m0s is too long for keys rotated every 10m0s (at most 9m0s`},
+		{"sync_interval too long for the rotation", "sync_interval 3m\nbackend_jwt {\n rotate_every 10m\n}", "backend_jwt {\n issuer gw\n}",
+			`keymanagers: sync_interval (3m0s) must be shorter than a quarter of backend_jwt rotate_every (10m0s)`},
 		{"mapping of a claim not chosen", "", "backend_jwt {\n issuer gw\n claims email\n claim_mapping groups roles\n}",
 			`keymanager: backend_jwt: claim_mapping: \"groups\" is not one of the chosen claims`},
 	}
