@@ -114,17 +114,19 @@ func (a *App) backendJWTKeys(alg backendjwt.Algorithm) (*backendjwt.KeyStore, *b
 	a.claimsMu.Lock()
 	defer a.claimsMu.Unlock()
 	if a.backendJWT == nil {
-		a.backendJWT = &backendJWTState{stores: map[backendjwt.Algorithm]*backendjwt.KeyStore{}}
 		ck := fmt.Sprintf("bjwt|cache|%s", every)
 		cv, _, err := pool.LoadOrNew(ck, func() (caddy.Destructor, error) {
 			c, err := backendjwt.NewCache(backendJWTCacheMB, every)
-			return &pooledJWTCache{c}, err
+			if err != nil {
+				return nil, err
+			}
+			return &pooledJWTCache{c}, nil
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("backend JWT cache: %v", err)
 		}
 		a.poolKeys = append(a.poolKeys, ck)
-		a.backendJWT.cache = cv.(*pooledJWTCache).Cache
+		a.backendJWT = &backendJWTState{stores: map[backendjwt.Algorithm]*backendjwt.KeyStore{}, cache: cv.(*pooledJWTCache).Cache}
 	}
 	if ks := a.backendJWT.stores[alg]; ks != nil {
 		return ks, a.backendJWT.cache, nil
@@ -156,6 +158,7 @@ func (a *App) backendJWTKeys(alg backendjwt.Algorithm) (*backendjwt.KeyStore, *b
 	}
 	a.poolKeys = append(a.poolKeys, key)
 	ks := v.(*pooledKeyStore).KeyStore
+	ks.SetStorage(st) // this config's storage module instance
 	a.backendJWT.stores[alg] = ks
 	return ks, a.backendJWT.cache, nil
 }

@@ -86,7 +86,21 @@ type KeyStore struct {
 	lock string
 	mu   sync.Mutex // one Sync at a time in this instance
 	snap atomic.Pointer[snapshot]
+	st   atomic.Pointer[storageRef]
 }
+
+type storageRef struct{ Storage }
+
+// SetStorage replaces the storage handle (a key store that outlives a
+// config takes the same storage from the next config, whose module
+// instance is the live one).
+func (ks *KeyStore) SetStorage(st Storage) {
+	if st != nil {
+		ks.st.Store(&storageRef{st})
+	}
+}
+
+func (ks *KeyStore) storage() Storage { return ks.st.Load().Storage }
 
 type snapshot struct {
 	sum  [32]byte // of the stored bytes
@@ -128,7 +142,9 @@ func NewKeyStore(cfg KeyStoreConfig) (*KeyStore, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	p := StoragePath(cfg.Algorithm)
-	return &KeyStore{cfg: cfg, path: p, lock: p + ".lock"}, nil
+	ks := &KeyStore{cfg: cfg, path: p, lock: p + ".lock"}
+	ks.SetStorage(cfg.Storage)
+	return ks, nil
 }
 
 // Algorithm returns the key store's algorithm.
@@ -159,12 +175,13 @@ func (ks *KeyStore) Sync(ctx context.Context) error {
 }
 
 func (ks *KeyStore) advanceLocked(ctx context.Context, now time.Time) ([]byte, *storedState, error) {
+	store := ks.storage()
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := ks.cfg.Storage.Lock(lctx, ks.lock); err != nil {
+	if err := store.Lock(lctx, ks.lock); err != nil {
 		return nil, nil, fmt.Errorf("taking the storage lock %s: %v", ks.lock, err)
 	}
-	defer func() { _ = ks.cfg.Storage.Unlock(context.Background(), ks.lock) }()
+	defer func() { _ = store.Unlock(context.Background(), ks.lock) }()
 	raw, st, err := ks.read(ctx)
 	if err != nil || !ks.due(st, now) {
 		return raw, st, err // another instance did it meanwhile
@@ -177,7 +194,7 @@ func (ks *KeyStore) advanceLocked(ctx context.Context, now time.Time) ([]byte, *
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := ks.cfg.Storage.Store(ctx, ks.path, b); err != nil {
+	if err := store.Store(ctx, ks.path, b); err != nil {
 		return nil, nil, fmt.Errorf("storing %s: %v", ks.path, err)
 	}
 	if created != "" {
@@ -188,7 +205,7 @@ func (ks *KeyStore) advanceLocked(ctx context.Context, now time.Time) ([]byte, *
 
 // read loads the stored state; a missing file is (nil, nil, nil).
 func (ks *KeyStore) read(ctx context.Context) ([]byte, *storedState, error) {
-	b, err := ks.cfg.Storage.Load(ctx, ks.path)
+	b, err := ks.storage().Load(ctx, ks.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, nil
 	}
