@@ -22,7 +22,7 @@ var goldenCoverageExempt = map[string]string{}
 
 // caddyfileParsers are the functions of caddyfile*.go whose subdirective
 // names must each appear in a golden file.
-var caddyfileParsers = []string{"parseGlobalOption", "parseApplication", "parseKeyManager", "UnmarshalCaddyfile", "unmarshalSenderConstraint"}
+var caddyfileParsers = []string{"parseGlobalOption", "parseApplication", "parseKeyManager", "UnmarshalCaddyfile", "unmarshalSenderConstraint", "parseBackendJWT", "parseBackendJWTKeys"}
 
 // TestAdaptCoverageEveryDirectiveHasGoldenFile fails when a subdirective
 // the Caddyfile parsers know (a `case "name"` label, or a `d.Val() ==

@@ -112,6 +112,11 @@ func (a *adminAPI) route(w http.ResponseWriter, r *http.Request, rest string) er
 		a.audit(r, "", "", "purge_cache")
 		w.WriteHeader(http.StatusNoContent)
 		return nil
+	case rest == "backend-jwks":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(r, "GET")
+		}
+		return writeJSON(w, http.StatusOK, a.app.backendJWTStatus())
 	case rest == "revoke":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(r, "POST")

@@ -48,6 +48,8 @@ type App struct {
 	ExposeClaims []string `json:"expose_claims,omitempty"`
 	// DisableMetrics turns off the keymanagers Prometheus metrics.
 	DisableMetrics bool `json:"disable_metrics,omitempty"`
+	// BackendJWT configures the backend JWT signing keys (backend_jwt.go).
+	BackendJWT *BackendJWTKeys `json:"backend_jwt,omitempty"`
 	// Global are Global Key Managers, seen by every tenant.
 	Global []*keymanagers.Definition `json:"global,omitempty"`
 	// Tenants maps tenant names to their configuration.
@@ -65,6 +67,8 @@ type App struct {
 	// resources are the protected resources of this config's keymanager
 	// handlers (resource_metadata.go).
 	resources *resourceRegistry
+
+	backendJWT *backendJWTState // under claimsMu
 }
 
 // TenantConfig is one tenant's configuration (keymanagers.Tenant is the

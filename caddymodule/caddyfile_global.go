@@ -20,6 +20,7 @@ import (
 //		ca_dir        PATH        # files admin-API definitions may name as tls.ca_file
 //		expose_claims CLAIM...
 //		disable_metrics
+//		backend_jwt { rotate_every DURATION }
 //		global NAME { KM }
 //		tenant NAME {
 //			key_manager NAME { KM }
@@ -81,6 +82,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.ExposeClaims = append(app.ExposeClaims, args...)
+		case "backend_jwt":
+			keys, err := parseBackendJWTKeys(d)
+			if err != nil {
+				return nil, err
+			}
+			app.BackendJWT = keys
 		case "global":
 			if !d.NextArg() {
 				return nil, d.Err("global: expected a Key Manager name")

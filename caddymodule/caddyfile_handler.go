@@ -36,6 +36,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //		dpop_nonce
 //		external_origin ORIGIN
 //		resource URL
+//		backend_jwt { ... }   # see parseBackendJWT
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -134,6 +135,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("require_claim: %v", err)
 			}
 			h.RequireClaim = append(h.RequireClaim, ClaimRequirement{Claim: args[0], Values: args[1:]})
+		case "backend_jwt":
+			if err := h.parseBackendJWT(d); err != nil {
+				return err
+			}
 		default:
 			if handled, err := h.unmarshalSenderConstraint(d); handled { // dpop.go
 				if err != nil {

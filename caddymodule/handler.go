@@ -89,6 +89,10 @@ type Handler struct {
 	// resource_metadata.
 	Resource string `json:"resource,omitempty"`
 
+	// BackendJWT sends the upstream a JWT signed by the gateway that
+	// states the caller (backend_jwt.go).
+	BackendJWT *BackendJWT `json:"backend_jwt,omitempty"`
+
 	app       *App
 	route     *keymanagers.Route
 	dynTenant bool
@@ -187,7 +191,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.resourceMeta, _ = metadataURL(h.Resource) // checked in Validate
 		h.app.resources.add(h)
 	}
-	return nil
+	return h.provisionBackendJWT()
 }
 
 // routeConfig is the handler's authorization rules for the domain.
@@ -292,6 +296,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !h.KeepToken {
 		r.Header.Del("Authorization")
 		r.Header.Del("DPoP")
+	}
+	if h.BackendJWT != nil {
+		if err := h.BackendJWT.apply(r, p); err != nil {
+			return err
+		}
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -58,6 +58,11 @@ type Principal struct {
 	km      *KeyManager
 }
 
+// CacheKey is the key of the principal's result-cache entry (a SHA-256
+// of the token), for caches layered on the result cache (the backend JWT
+// cache). It says nothing of the token beyond its hash.
+func (p *Principal) CacheKey() [32]byte { return p.key }
+
 // ScopeList returns the scopes as a slice (allocates).
 func (p *Principal) ScopeList() []string { return scopes.Split(p.Scopes) }
 

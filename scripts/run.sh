@@ -89,6 +89,9 @@ portal: $PORTAL_URL
   # an ACME token on ACME's API (200, the upstream echoes the forwarded identity)
   curl -s -H "Authorization: Bearer $ACME" http://127.0.0.1:8080/acme/orders
 
+  # the upstream got a gateway-signed backend JWT; its public keys:
+  curl -s http://127.0.0.1:8080/.well-known/backend-jwks.json
+
   # the corporate (Global Key Manager) token works for every tenant
   curl -s -H "Authorization: Bearer $CORP" http://127.0.0.1:8080/acme/orders
 
