@@ -1489,3 +1489,29 @@ func FuzzParseIntrospection(f *testing.F) {
 		}
 	})
 }
+
+func TestIntrospectionCacheLivesAtLeastItsTTL(t *testing.T) {
+	base := time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		ttl  time.Duration
+		want int64
+	}{
+		{"made on a second boundary: exactly the TTL", base, time.Second, base.Unix() + 1},
+		{"made just before a boundary: not dead a millisecond later", base.Add(999 * time.Millisecond), time.Second, base.Unix() + 2},
+		{"made just after a boundary: rounded up, less than TTL+1s", base.Add(time.Millisecond), time.Second, base.Unix() + 2},
+		{"sub-second TTL still lives to the next whole second", base.Add(100 * time.Millisecond), 300 * time.Millisecond, base.Unix() + 1},
+		{"zero TTL on a boundary dies at once", base, 0, base.Unix()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cacheUntil(tc.now, tc.ttl)
+			if got != tc.want {
+				t.Fatalf("cacheUntil = %d, want %d", got, tc.want)
+			}
+			if life := time.Unix(got, 0).Sub(tc.now); life < tc.ttl || life >= tc.ttl+time.Second {
+				t.Fatalf("entry lives %s, want within [%s, %s)", life, tc.ttl, tc.ttl+time.Second)
+			}
+		})
+	}
+}

@@ -51,7 +51,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 			if reason, ok := reasonIndex(verr); ok {
 				q.negative = true
 				q.reason = reason
-				soft := now.Add(time.Duration(km.def.NegativeCacheTTL)).Unix()
+				soft := cacheUntil(now, time.Duration(km.def.NegativeCacheTTL))
 				soft = min(soft, maxLife)
 				q.hardExpiry = soft
 				if entry, ferr := g.finish(km, km.Issuer(), q, proj, nil, soft); ferr == nil && km.def.NegativeCacheTTL > 0 {
@@ -64,7 +64,7 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 		q.ClientID = res.clientID
 		q.JTI, _ = claimString(res.claims["jti"])
 		q.Scopes = strings.Join(res.scopes, " ")
-		soft := min(now.Add(time.Duration(km.def.IntrospectionCacheTTL)).Unix(), maxLife)
+		soft := min(cacheUntil(now, time.Duration(km.def.IntrospectionCacheTTL)), maxLife)
 		// Without exp, a stale entry may live stale_if_error past its TTL.
 		q.hardExpiry = soft + int64(time.Duration(km.def.StaleIfError)/time.Second)
 		if res.hasExp {
@@ -100,4 +100,17 @@ func (g *Gateway) introspectAndCache(ctx context.Context, t *Tenant, km *KeyMana
 	case <-ctx.Done():
 		return nil, detailed(ErrIntrospection, "request ended while waiting for introspection")
 	}
+}
+
+// cacheUntil is the whole second at which a result cached for d at now
+// dies. It rounds up: the cache keeps whole seconds, and rounding down
+// would let a 1s introspection_cache_ttl last anywhere from 0 to 1s (an
+// entry made at .999 died a millisecond later). Rounded up, an entry lives
+// at least d and less than d+1s.
+func cacheUntil(now time.Time, d time.Duration) int64 {
+	t := now.Add(d)
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }
