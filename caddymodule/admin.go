@@ -57,6 +57,17 @@ func (a *adminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: "/keymanagers/", Handler: caddy.AdminHandlerFunc(a.serve)}}
 }
 
+// resourcePath is the path of a created resource as the caller sees it:
+// under /keymanagers/ on the admin endpoint; in the portal, under the
+// portal's own api/ (before handle_path stripped its prefix), since the
+// admin endpoint is not the browser's to reach.
+func (a *adminAPI) resourcePath(r *http.Request, rest string) string {
+	if a.via == "portal" {
+		return portalAPIBase(r) + rest
+	}
+	return "/keymanagers/" + rest
+}
+
 func apiErr(status int, format string, args ...any) error {
 	return caddy.APIError{HTTPStatus: status, Err: fmt.Errorf(format, args...)}
 }
@@ -283,7 +294,7 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request, tenant string)
 	}
 	a.audit(r, tenant, def.Name, "create")
 	w.Header().Set("ETag", v.ETag)
-	w.Header().Set("Location", "/keymanagers/"+tenant+"/"+def.Name)
+	w.Header().Set("Location", a.resourcePath(r, tenant+"/"+def.Name))
 	return writeJSON(w, http.StatusCreated, v)
 }
 

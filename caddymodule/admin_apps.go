@@ -30,6 +30,7 @@ func (a *adminAPI) serveApplications(w http.ResponseWriter, r *http.Request, ten
 			}
 			a.audit(r, tenant, "application "+ap.ID, "create")
 			w.Header().Set("ETag", v.ETag)
+			w.Header().Set("Location", a.resourcePath(r, tenant+"/applications/"+ap.ID))
 			if v.Application.Registered {
 				w.Header().Set("Cache-Control", "no-store") // it carries the client secret, this once
 			}

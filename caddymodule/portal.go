@@ -140,6 +140,17 @@ func (p *Portal) serveAsset(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// portalAPIBase is the path of the portal's JSON API as the browser sees
+// it ("/portal/api/"): the original request's path, less what remains
+// after handle_path stripped the route's prefix, plus "/api/".
+func portalAPIBase(r *http.Request) string {
+	prefix := ""
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		prefix, _ = strings.CutSuffix(orig.URL.Path, r.URL.Path)
+	}
+	return prefix + "/api/"
+}
+
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*Portal)(nil)

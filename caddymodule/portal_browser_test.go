@@ -59,13 +59,16 @@ func (p *portalBrowser) definition(t *testing.T, tenant, name string) (int, map[
 }
 
 // TestPortalInBrowserManagesAKeyManagerEndToEnd drives the portal in
-// headless Chromium against a real oidc-provider: the config's Key
-// Managers are listed, a Key Manager is added with Import from the
-// provider's well-known URL (after a field error for a bad value), edited
-// (and a concurrent change is shown, not overwritten), its token passes
-// the gateway, it is disabled and enabled, an application is created and
-// edited, the token is revoked, the cache purged, and the Key Manager is
-// deleted after a confirmation, after which its tokens are refused.
+// headless Chromium against a real oidc-provider and a real Hydra: the
+// config's Key Managers are listed, a Key Manager is added with Import from
+// the provider's well-known URL (after a field error for a bad value),
+// edited (and a concurrent change is shown, not overwritten), its token
+// passes the gateway, it is disabled and enabled, an application is created
+// and edited; a Key Manager for Hydra with developer keys is added, an
+// application registered there by DCR shows its secret once and gets a
+// token the gateway accepts, and deleting it deletes the client at Hydra;
+// a token is revoked, the cache purged, and the Key Manager is deleted
+// after a confirmation, after which its tokens are refused.
 func TestPortalInBrowserManagesAKeyManagerEndToEnd(t *testing.T) {
 	p := startPortalBrowser(t)
 	o := testidp.StartOIDCProvider(t)
@@ -237,6 +240,83 @@ func TestPortalInBrowserManagesAKeyManagerEndToEnd(t *testing.T) {
 		p.Click("#confirm-yes")
 		p.WaitVisible("#add-app")
 		p.WaitGone(`[data-testid="app-row-shop"]`)
+	})
+
+	step("an application registered by DCR at Hydra gets a token the gateway accepts", func(t *testing.T) {
+		p := p.in(t)
+		hydra := testidp.StartHydraDCR(t)
+		// A Key Manager for Hydra with developer keys: Import fills the
+		// token endpoint; Hydra's discovery has no registration_endpoint,
+		// so it is set by hand.
+		p.goTo("", "#add-km")
+		p.Click("#add-km")
+		p.WaitVisible("#km-form")
+		p.Fill("#km-tenant", "acme")
+		p.Fill("#km-name", "hydra")
+		p.Fill("#km-well_known_url", hydra.WellKnownURL())
+		p.SetChecked("#km-enable_oauth_app_creation", true)
+		p.SetChecked("#km-enable_token_generation", true)
+		p.Click("#km-import")
+		p.WaitValue("#km-issuer", hydra.Issuer())
+		p.WaitValue("#km-token_url", hydra.TokenURL())
+		p.Fill("#km-registration_endpoint", hydra.RegistrationURL())
+		p.Click("#km-save")
+		p.WaitText("h2", "Key Manager acme / hydra")
+		if code, def, _ := p.definition(t, "acme", "hydra"); code != http.StatusOK || def["registration_endpoint"] != hydra.RegistrationURL() ||
+			def["enable_oauth_app_creation"] != true || def["enable_token_generation"] != true {
+			t.Fatalf("stored definition %d %v", code, def)
+		}
+
+		p.goTo("#/apps/acme", "#add-app")
+		p.Click("#add-app")
+		p.WaitVisible("#app-form")
+		p.Fill("#app-id", "dev-keys")
+		p.Fill("#app-key_manager", "hydra")
+		p.SetChecked("#app-register", true)
+		p.WaitVisible("#app-client_name")
+		p.Fill("#app-client_name", "Shop (portal)")
+		p.Fill("#app-grant_types", "client_credentials")
+		p.Fill("#app-registration_scopes", "read write")
+		p.Click("#app-save")
+		p.WaitVisible("#app-secret")
+		clientID, secret := p.Text("#app-client-id-once"), p.Text("#app-secret")
+		if clientID == "" || len(secret) < 8 || secret == "********" {
+			t.Fatalf("the created application shows client_id %q and secret %q", clientID, secret)
+		}
+		p.Screenshot("developer-keys-secret")
+		// The secret was shown once: the application's own screen and
+		// every later answer mask it.
+		p.Click("#app-continue")
+		p.WaitText("h2", "Application acme / dev-keys")
+		p.WaitVisible("#app-token-generate")
+		var page string
+		p.Eval(`document.body.innerText`, &page)
+		if strings.Contains(page, secret) {
+			t.Fatal("the application's screen shows the client secret again")
+		}
+		resp, body := p.gw.call(t, "GET", "/keymanagers/acme/applications/dev-keys", nil, nil)
+		var stored appAnswer
+		_ = json.Unmarshal(body, &stored)
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(body), secret) || !stored.Application.Registered || stored.Application.ClientID != clientID {
+			t.Fatalf("stored application: %d %s", resp.StatusCode, body)
+		}
+
+		p.Fill("#app-token-scopes", "read")
+		p.Click("#app-token-generate")
+		p.WaitVisible("#app-access-token")
+		tok := p.Text("#app-access-token")
+		p.Screenshot("developer-keys-token")
+		if code, body := p.gw.gw(t, "/acme/orders", tok, ""); code != http.StatusOK || body != "ok hydra" {
+			t.Fatalf("the generated token: gateway answered %d %q, want 200 \"ok hydra\"", code, body)
+		}
+
+		// Delete removes the client at Hydra (RFC 7592): its secret is refused there.
+		p.Click("#app-delete")
+		p.WaitVisible("#confirm-dialog")
+		p.Click("#confirm-yes")
+		p.WaitVisible("#add-app")
+		p.WaitGone(`[data-testid="app-row-dev-keys"]`)
+		oldSecretRefused(t, hydra.TokenURL(), clientID, secret)
 	})
 
 	step("a revoked token is refused", func(t *testing.T) {

@@ -221,3 +221,53 @@ func TestPortalFilesNeedNoInlineCodeOrExternalResources(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalLocationPointsIntoThePortal proves a create answered through
+// the portal names the new resource under the portal's own API (the
+// browser cannot reach the admin endpoint), and the same create on the
+// admin endpoint names it under /keymanagers/.
+func TestPortalLocationPointsIntoThePortal(t *testing.T) {
+	f := startAdminFixture(t)
+	s := newPortalSession(t)
+	idp := newTestIdP(t, jwa.RS256, "loc-1")
+	idp2 := newTestIdP(t, jwa.RS256, "loc-2")
+	cases := []struct {
+		name, path string
+		body       any
+		portal     bool
+		want       string
+	}{
+		{"a Key Manager created in the portal", "acme/", kmDef("loc-portal", idp), true, "/portal/api/acme/loc-portal"},
+		{"an application created in the portal", "acme/applications/", map[string]any{"id": "loc-app", "key_manager": "loc-portal", "client_id": "c1"}, true, "/portal/api/acme/applications/loc-app"},
+		{"a Key Manager created on the admin endpoint", "acme/", kmDef("loc-admin", idp2), false, "/keymanagers/acme/loc-admin"},
+		{"an application created on the admin endpoint", "acme/applications/", map[string]any{"id": "loc-app2", "key_manager": "loc-admin", "client_id": "c2"}, false, "/keymanagers/acme/applications/loc-app2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var resp *http.Response
+			var body []byte
+			base := adminBase
+			if c.portal {
+				resp, body = s.do(t, "POST", c.path, c.body, s.sameOrigin())
+				base = gatewayBase
+			} else {
+				resp, body = f.call(t, "POST", "/keymanagers/"+c.path, c.body, nil)
+			}
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("create: %d %s", resp.StatusCode, body)
+			}
+			loc := resp.Header.Get("Location")
+			if loc != c.want {
+				t.Fatalf("Location %q, want %q", loc, c.want)
+			}
+			got, err := http.Get(base + loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got.Body.Close()
+			if got.StatusCode != http.StatusOK {
+				t.Fatalf("GET Location %s: %d, want 200", base+loc, got.StatusCode)
+			}
+		})
+	}
+}

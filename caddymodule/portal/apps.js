@@ -44,7 +44,7 @@ function appForm(tenant, kms, a) {
     el('div', { class: 'grid' },
       a ? null : field('app', 'id', 'Id'),
       field('app', 'key_manager', 'Key Manager', { options: visible, value: ap.key_manager }),
-      field('app', 'client_id', 'Client id', { value: ap.client_id }),
+      field('app', 'client_id', 'Client id', { value: ap.client_id, hint: ap.registered ? 'registered at the Key Manager' : undefined }),
       LISTS.map(([n, l, h]) => field('app', n, l, { hint: h, value: (ap[n] || []).join(' ') }))),
     a ? null : el('fieldset', {}, el('legend', {}, 'Register at the Key Manager'),
       field('app', 'register', 'Register at the Key Manager', { type: 'checkbox', hint: 'create the OAuth client at the IdP (RFC 7591); its secret is shown once' }),
@@ -52,6 +52,8 @@ function appForm(tenant, kms, a) {
     el('div', { class: 'toolbar' }, readOnly ? el('p', { class: 'muted' }, 'From the Caddy config: read-only here.')
       : el('button', { type: 'submit', id: 'app-save', 'data-testid': 'app-save' }, a ? 'Save' : 'Create')));
   if (readOnly) form.querySelectorAll('input, select').forEach((i) => { i.disabled = true; });
+  // The Key Manager issued this client: its id is not the portal's to change.
+  if (ap.registered) form.querySelector('#app-client_id').disabled = true;
   const reg = form.querySelector('#app-register');
   if (reg) reg.addEventListener('change', () => {
     form.querySelector('#app-dcr-fields').hidden = !reg.checked;
@@ -144,8 +146,17 @@ export async function editApp(tenant, id) {
     } }, 'Generate token'), tokenOut);
   const del = a.source === 'api' && el('button', { type: 'button', class: 'danger', id: 'app-delete', 'data-testid': 'app-delete', onclick: async () => {
     if (!(await confirmDialog(`Delete application ${id} of ${tenant}?`))) return;
+    const path = `${enc(tenant)}/applications/${enc(id)}`;
     try {
-      await api(`${enc(tenant)}/applications/${enc(id)}`, { method: 'DELETE', ifMatch: etag });
+      try {
+        await api(path, { method: 'DELETE', ifMatch: etag });
+      } catch (err) {
+        // 502: the Key Manager did not delete the client (RFC 7592), so
+        // nothing was deleted. Offer to delete it here only, leaving the
+        // client at the Key Manager.
+        if (err.status !== 502 || !(await confirmDialog(`${err.message}. Delete application ${id} here anyway, leaving its client at the Key Manager?`))) throw err;
+        await api(`${path}?force=true`, { method: 'DELETE', ifMatch: etag });
+      }
       notice(`Deleted application ${id}`);
       location.hash = `#/apps/${enc(tenant)}`;
     } catch (err) { if (err.status === 412) conflict.hidden = false; else notice(err.message, true); }

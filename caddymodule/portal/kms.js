@@ -92,6 +92,7 @@ const PLAIN = [
   ['issuer', 'Issuer', { hint: 'exact iss of its tokens' }],
   ['jwks_url', 'JWKS URL', { type: 'url' }],
   ['introspection_url', 'Introspection URL', { type: 'url' }],
+  ['token_url', 'Token URL', { type: 'url', hint: 'for token generation and bearer introspection; default: from discovery' }],
   ['client_id', 'Client id', { hint: 'for introspection / registration' }],
   ['client_secret', 'Client secret', { type: 'password', secret: true }],
   ['audiences', 'Audiences', { list: true, hint: 'space separated' }],
@@ -190,10 +191,12 @@ function kmForm(schemas, v, tenants) {
   form.querySelector('#km-import').addEventListener('click', async () => {
     clearErrors(form);
     const def = readForm(form, schemas, null);
-    const probe = { name: def.name || 'discovered', well_known_url: def.well_known_url, connector: def.connector };
+    // The flags ask discovery for the registration and token endpoints too.
+    const probe = { name: def.name || 'discovered', well_known_url: def.well_known_url, connector: def.connector,
+      enable_oauth_app_creation: def.enable_oauth_app_creation, enable_token_generation: def.enable_token_generation };
     try {
       const got = (await api('discover', { method: 'POST', body: probe })).body;
-      for (const name of ['issuer', 'jwks_url', 'introspection_url', 'well_known_url', 'registration_endpoint']) {
+      for (const name of ['issuer', 'jwks_url', 'introspection_url', 'token_url', 'well_known_url', 'registration_endpoint']) {
         const input = form.querySelector(`#km-${name}`);
         if (input && got[name] && !input.value) input.value = got[name];
       }
