@@ -142,11 +142,15 @@ func (p *Portal) serveAsset(w http.ResponseWriter, r *http.Request) error {
 
 // portalAPIBase is the path of the portal's JSON API as the browser sees
 // it ("/portal/api/"): the original request's path, less what remains
-// after handle_path stripped the route's prefix, plus "/api/".
+// after handle_path stripped the route's prefix, plus "/api/". When the
+// path was rewritten some other way (the remainder is not a suffix of the
+// original), no prefix can be told apart and "/api/" is all it says.
 func portalAPIBase(r *http.Request) string {
 	prefix := ""
 	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
-		prefix, _ = strings.CutSuffix(orig.URL.Path, r.URL.Path)
+		if p, cut := strings.CutSuffix(orig.URL.Path, r.URL.Path); cut {
+			prefix = p
+		}
 	}
 	return prefix + "/api/"
 }
